@@ -1,0 +1,407 @@
+import { encodeCbor } from './codec.js';
+import {
+  ApplicationStoppedError,
+  CallTimeoutError,
+  ConfigError,
+  DecodeError,
+  EncodeError,
+  MachineCrashedError,
+  MachineStoppedError,
+  PayloadTooLargeError,
+  SsmError,
+  StorageError,
+  UnknownMachineError,
+  describe,
+} from './errors.js';
+import { EventLoop, type Request } from './event-loop.js';
+import { stderrLogger, silentLogger, type Logger } from './logger.js';
+import { Metrics, renderPrometheus } from './metrics.js';
+import { Persistence } from './persistence.js';
+import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
+import { resolveSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
+import { DEFAULT_DB_PATH, Store, type Durability, type LogGroup, type SnapshotMeta, type StoreFaults } from './store.js';
+import { Supervision } from './supervision.js';
+import { workerNames, type SupervisorSpec } from './tree.js';
+
+export interface ApplicationOptions {
+  /** SQLite database file; `':memory:'` for tests. Default `storage/ssm.db` (folder created). */
+  db?: string;
+  /** Default `'full'`: a reply is released only after fsync. See {@link Durability}. */
+  durability?: Durability;
+  /** Bounded request queue. Default 1024. */
+  queueCapacity?: number;
+  /** Most requests stepped per batch (one group commit). Default 512. */
+  maxBatch?: number;
+  /** Default call timeout in ms. Default 5000. */
+  callTimeoutMs?: number;
+  /** Largest accepted `callBytes` payload. Default 1 MiB. */
+  maxPayloadBytes?: number;
+  /** When to snapshot. */
+  snapshot?: SnapshotPolicy;
+  /** Lifecycle events; `false` silences them. Default: concise lines on stderr. */
+  logger?: Logger | false;
+  /** Test seams for fault injection. */
+  faults?: StoreFaults;
+}
+
+export interface CallOptions {
+  /** Default: the application's `callTimeoutMs` (5000). */
+  timeoutMs?: number;
+}
+
+/** How the application ended: `app.stopped` resolves with this. */
+export type StopResult = { readonly reason: 'normal' } | { readonly reason: 'failure'; readonly error: unknown };
+
+interface Pending extends Request<WorkerNode> {
+  /** Encode the output with the machine's codec (the bytes path). */
+  readonly wire: boolean;
+  output?: unknown;
+  error?: unknown;
+  timer?: NodeJS.Timeout;
+}
+
+const noop = (): void => {};
+
+/**
+ * A running supervision tree: one event loop owning every machine, backed by one database.
+ * Create with {@link startApplication}.
+ */
+export class App {
+  /** Settles when the application has stopped, normally or because the root supervisor gave up. */
+  readonly stopped: Promise<StopResult>;
+  readonly metrics = new Metrics();
+  private readonly root: SupervisorNode;
+  private readonly workers = new Map<string, WorkerNode>();
+  private readonly order: WorkerNode[];
+  private readonly loop: EventLoop<WorkerNode>;
+  private readonly store: Store;
+  private readonly persistence: Persistence;
+  private readonly supervision: Supervision;
+  private readonly log: Logger;
+  private readonly callTimeoutMs: number;
+  private readonly maxPayloadBytes: number;
+  private accepting = false;
+  private ended = false;
+  private stopping: Promise<void> | null = null;
+  private resolveStopped!: (r: StopResult) => void;
+
+  /** @internal use {@link startApplication} */
+  constructor(tree: SupervisorSpec, options: ApplicationOptions) {
+    workerNames(tree);
+    this.log = options.logger === false ? silentLogger : (options.logger ?? stderrLogger);
+    this.callTimeoutMs = options.callTimeoutMs ?? 5000;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+    if (!(this.callTimeoutMs > 0)) throw new ConfigError('callTimeoutMs must be > 0');
+    const policy = resolveSnapshotPolicy(options.snapshot);
+    this.root = new SupervisorNode(tree, null, 0, tree.name ?? 'root');
+    this.order = workersOf(this.root);
+    for (const w of this.order) this.workers.set(w.name, w);
+    this.loop = new EventLoop<WorkerNode>({ processBatch: (b) => this.processBatch(b as Pending[]) }, options);
+    this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
+    this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.store = Store.open(options.db ?? DEFAULT_DB_PATH, { durability: options.durability, faults: options.faults });
+    try {
+      this.store.registerMachines(this.order.map((w) => ({ name: w.name, version: w.machine.version })));
+    } catch (err) {
+      this.store.close();
+      throw err;
+    }
+    this.persistence = new Persistence(this.store, policy, this.log, this.metrics);
+    this.supervision = new Supervision(this.persistence, this.log, this.metrics, (err) => this.shutdown({ reason: 'failure', error: err }));
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    try {
+      await this.supervision.start(this.root);
+    } catch (err) {
+      await this.supervision.stop(this.root, 'stop');
+      this.store.close();
+      this.ended = true;
+      this.resolveStopped({ reason: 'failure', error: err });
+      throw err;
+    }
+    this.accepting = true;
+  }
+
+  /** Names of the machines, in start order. */
+  machines(): string[] {
+    return this.order.map((w) => w.name);
+  }
+
+  /** Path of the database file. */
+  get databasePath(): string {
+    return this.store.path;
+  }
+
+  /** Requests waiting in the queue. */
+  get queueDepth(): number {
+    return this.loop.depth;
+  }
+
+  /**
+   * Sends `input` to machine `name` and resolves with its output once the request is durable.
+   * Rejects with QueueFullError, UnknownMachineError, CallTimeoutError, MachineCrashedError,
+   * StorageError, MachineStoppedError or ApplicationStoppedError.
+   */
+  call<O = unknown>(name: string, input: unknown, options: CallOptions = {}): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.submit(name, input, false, options.timeoutMs, resolve as (v: unknown) => void, reject);
+    });
+  }
+
+  /**
+   * The wire path: decodes `bytes` with the machine's codec, steps, and resolves with the
+   * output encoded by the same codec. Undecodable bytes reject with DecodeError and never reach
+   * the machine.
+   */
+  callBytes(name: string, bytes: Uint8Array, options: CallOptions = {}): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const w = this.workers.get(name);
+      if (!w) return this.fail(reject, new UnknownMachineError(name));
+      if (bytes.byteLength > this.maxPayloadBytes) return this.fail(reject, new PayloadTooLargeError(bytes.byteLength, this.maxPayloadBytes));
+      let input: unknown;
+      try {
+        input = w.machine.validate(w.machine.codec.decode(bytes));
+      } catch (err) {
+        return this.fail(reject, err instanceof DecodeError ? err : new DecodeError(`undecodable input for ${name}: ${describe(err)}`, { cause: err }));
+      }
+      this.submit(name, input, true, options.timeoutMs, resolve as (v: unknown) => void, reject);
+    });
+  }
+
+  /**
+   * Fire-and-forget. Throws synchronously when the request cannot be queued (QueueFullError,
+   * UnknownMachineError, ...); later failures are reported only through the logger and metrics.
+   */
+  cast(name: string, input: unknown): void {
+    let error: unknown;
+    this.submit(name, input, false, 0, noop, (e) => (error = e));
+    if (error) throw error;
+  }
+
+  /** The supervision tree with each machine's state of life, restarts, last error and sequence numbers. */
+  status(): StatusNode {
+    return statusOf(this.root);
+  }
+
+  /**
+   * Snapshots one machine (or all) now, between batches. Resolves with the snapshots written
+   * (none for a machine unchanged since its last snapshot). Rejects with StorageError.
+   */
+  checkpoint(name?: string): Promise<SnapshotMeta[]> {
+    const targets = name === undefined ? this.order : [this.workers.get(name)];
+    if (targets.some((w) => !w)) return Promise.reject(new UnknownMachineError(name!));
+    if (this.ended) return Promise.reject(new ApplicationStoppedError());
+    return this.loop.exclusive(() => {
+      const out: SnapshotMeta[] = [];
+      for (const w of targets as WorkerNode[]) {
+        if (w.life !== 'running') continue;
+        const meta = this.persistence.checkpoint(w, 'checkpoint');
+        if (meta) out.push(meta);
+      }
+      return out;
+    });
+  }
+
+  /** Prometheus text exposition of this application's metrics. */
+  prometheus(): string {
+    return renderPrometheus(this.metrics, {
+      queueDepth: this.loop.depth,
+      queueCapacity: this.loop.capacity,
+      machines: this.order.map((w) => ({ name: w.name, status: w.life, seq: w.seq, restarts: w.restarts })),
+    });
+  }
+
+  /**
+   * Graceful stop: refuses new calls, finishes the queued ones, terminates every machine in
+   * reverse start order (snapshotting each), closes the database. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.accepting = false;
+      await this.loop.idle();
+      await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
+    })();
+    return this.stopping;
+  }
+
+  private fail(reject: (e: unknown) => void, err: unknown): void {
+    if (err instanceof SsmError) this.metrics.error(err.code);
+    reject(err);
+  }
+
+  private submit(name: string, input: unknown, wire: boolean, timeoutMs: number | undefined, resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+    if (!this.accepting) return this.fail(reject, new ApplicationStoppedError());
+    const w = this.workers.get(name);
+    if (!w) return this.fail(reject, new UnknownMachineError(name));
+    if (w.life === 'stopped' || w.life === 'failed') {
+      if (!this.ended && (w.restart === 'temporary' || w.life === 'failed')) return this.fail(reject, new MachineStoppedError(name));
+    }
+    const req: Pending = {
+      target: w,
+      input,
+      wire,
+      status: 'queued',
+      settle: (err, output) => {
+        if (req.status === 'settled') return;
+        req.status = 'settled';
+        if (req.timer) clearTimeout(req.timer);
+        if (err !== undefined) this.fail(reject, err);
+        else resolve(output);
+      },
+    };
+    try {
+      this.loop.enqueue(req);
+    } catch (err) {
+      return this.fail(reject, err);
+    }
+    this.metrics.calls++;
+    const ms = timeoutMs ?? this.callTimeoutMs;
+    if (ms > 0 && resolve !== noop) {
+      req.timer = setTimeout(() => {
+        // Only a request still waiting can be withdrawn; one already stepped has been applied.
+        if (this.loop.cancel(req)) req.settle(new CallTimeoutError(name, ms));
+      }, ms);
+    }
+  }
+
+  /** Steps a batch, passes its commit point, releases its replies. Synchronous on purpose. */
+  private processBatch(batch: Pending[]): { crashed: number; handle?: () => Promise<void> } {
+    const groups = new Map<WorkerNode, { firstSeq: number; parts: Uint8Array[] }>();
+    let crashed = -1;
+    let crashError: unknown;
+    let crashInput: Uint8Array | null = null;
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const w = r.target;
+      if (w.life !== 'running') {
+        r.error = this.ended ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
+        continue;
+      }
+      const m = w.machine;
+      let logged: Uint8Array | null = null;
+      try {
+        if (!m.readOnly(r.input)) {
+          try {
+            logged = encodeCbor(r.input);
+          } catch (err) {
+            r.error = new EncodeError(`input for ${w.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
+            continue;
+          }
+        }
+        const result = m.step(r.input, w.state);
+        if (!Array.isArray(result) || result.length !== 2) throw new TypeError(`step of ${w.name} must return [state, output]`);
+        w.state = result[0];
+        r.output = result[1];
+      } catch (err) {
+        crashed = i;
+        crashError = err;
+        crashInput = logged;
+        break;
+      }
+      if (logged) {
+        w.seq++;
+        let g = groups.get(w);
+        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [] }));
+        g.parts.push(logged);
+      }
+    }
+
+    // The commit point: nothing of this batch is released before its log rows are durable.
+    const done = crashed >= 0 ? batch.slice(0, crashed) : batch;
+    let storageError: StorageError | null = null;
+    if (groups.size > 0) {
+      const rows: LogGroup[] = [];
+      let count = 0;
+      for (const [w, g] of groups) {
+        rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts) });
+        count += g.parts.length;
+      }
+      const t0 = performance.now();
+      try {
+        this.store.appendBatch(rows);
+        this.metrics.commitSeconds.observe((performance.now() - t0) / 1000);
+        this.metrics.loggedRequests += count;
+        const now = Date.now();
+        for (const [w, g] of groups) {
+          w.growth.requests += g.parts.length;
+          w.growth.bytes += rows.find((x) => x.machine === w.name)!.requests.byteLength;
+          w.growth.firstAt ??= now;
+        }
+      } catch (err) {
+        storageError = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
+        // Memory is ahead of the disk for these machines: bring them back to what is durable.
+        this.supervision.reloadFromStorage(groups.keys());
+        this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error: storageError });
+      }
+    }
+    for (const r of done) {
+      if (storageError && groups.has(r.target)) r.settle(storageError);
+      else if (r.error !== undefined) r.settle(r.error);
+      else if (r.wire) {
+        let bytes: Uint8Array;
+        try {
+          bytes = r.target.machine.codec.encode(r.output);
+        } catch (err) {
+          r.settle(err instanceof EncodeError ? err : new EncodeError(`output of ${r.target.name} not encodable: ${describe(err)}`, { cause: err }));
+          continue;
+        }
+        r.settle(undefined, bytes);
+      } else r.settle(undefined, r.output);
+    }
+    if (!storageError) {
+      const now = Date.now();
+      for (const w of groups.keys()) this.persistence.maybeSnapshot(w, now);
+    }
+
+    const stuck = [...this.workers.values()].filter((w) => w.life === 'crashed');
+    if (crashed < 0 && stuck.length === 0) return { crashed };
+    const handle = async (): Promise<void> => {
+      if (crashed >= 0) {
+        const r = batch[crashed]!;
+        const w = r.target;
+        try {
+          this.store.recordFailure(w.name, w.seq, crashInput, crashError);
+        } catch {
+          // A full disk must not prevent the restart; the crash is still logged below.
+        }
+        // The caller hears of the crash once its supervisor has acted, so its next call meets
+        // the restarted machine.
+        try {
+          if (w.life === 'running') await this.supervision.crashed(w, crashError);
+        } finally {
+          r.settle(new MachineCrashedError(w.name, crashError));
+        }
+      }
+      // Machines that could not be reloaded after a failed commit go through their supervisor too.
+      for (const w of this.order) if (w.life === 'crashed' && !this.ended) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
+    };
+    return { crashed, handle };
+  }
+
+  /** Terminates everything and closes the store; settles `stopped`. Runs under the loop's lock. */
+  private async shutdown(result: StopResult): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.accepting = false;
+    const reason = result.reason === 'normal' ? 'application stopped' : `application stopped: root supervisor failed: ${describe(result.error)}`;
+    for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
+    await this.supervision.stop(this.root, 'stop');
+    this.store.close();
+    this.log({ type: 'application_stopped', reason: result.reason === 'normal' ? 'normal' : reason });
+    this.resolveStopped(result);
+  }
+}
+
+/**
+ * Starts a supervision tree: opens (or creates) the database, recovers every machine's state
+ * depth-first, and starts the event loop. Rejects with ConfigError, DatabaseLockedError,
+ * SchemaVersionError, StorageError or RecoveryError.
+ */
+export async function startApplication(tree: SupervisorSpec, options: ApplicationOptions = {}): Promise<App> {
+  const app = new App(tree, options);
+  await app.start();
+  return app;
+}

@@ -1,0 +1,71 @@
+import { Encoder } from 'cbor-x';
+import { DecodeError, EncodeError } from './errors.js';
+
+/**
+ * Turns wire bytes into a machine's inputs and its outputs back into bytes.
+ * `decode` must throw on bad input; the engine wraps whatever it throws in a {@link DecodeError}.
+ */
+export interface Codec<I, O> {
+  /** MIME type of the encoding, used by the HTTP endpoint. */
+  readonly contentType: string;
+  decode(bytes: Uint8Array): I;
+  encode(output: O): Uint8Array;
+}
+
+/**
+ * The one CBOR configuration used everywhere (wire, request log, snapshots): standard CBOR maps
+ * for objects (no cbor-x record extension, so any CBOR decoder can read our data), tag 259 for
+ * `Map` (cbor-x's default without records) so Maps and plain objects stay distinct, and cbor-x's tags for Set, Date, typed arrays
+ * and bigint.
+ */
+export const cbor = new Encoder({ useRecords: false });
+
+/** Encodes with the shared CBOR configuration, returning a copy that later encodes cannot overwrite. */
+export function encodeCbor(value: unknown): Uint8Array {
+  return cbor.encode(value);
+}
+
+/** Decodes one CBOR item; trailing bytes, truncation and hostile nesting become {@link DecodeError}. */
+export function decodeCbor(bytes: Uint8Array): unknown {
+  try {
+    return cbor.decode(bytes);
+  } catch (err) {
+    throw new DecodeError(`undecodable CBOR: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/** The default codec: CBOR via cbor-x. */
+export function cborCodec<I = unknown, O = unknown>(): Codec<I, O> {
+  return {
+    contentType: 'application/cbor',
+    decode: (bytes) => decodeCbor(bytes) as I,
+    encode: (output) => {
+      try {
+        return encodeCbor(output);
+      } catch (err) {
+        throw new EncodeError(`output not encodable as CBOR: ${String(err)}`, { cause: err });
+      }
+    },
+  };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Encoder = new TextEncoder();
+
+/** JSON codec (UTF-8). Invalid UTF-8 and invalid JSON become {@link DecodeError}. */
+export function jsonCodec<I = unknown, O = unknown>(): Codec<I, O> {
+  return {
+    contentType: 'application/json',
+    decode: (bytes) => {
+      try {
+        return JSON.parse(utf8.decode(bytes)) as I;
+      } catch (err) {
+        throw new DecodeError(`undecodable JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    },
+    encode: (output) => {
+      const text = JSON.stringify(output, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      return utf8Encoder.encode(text === undefined ? 'null' : text);
+    },
+  };
+}

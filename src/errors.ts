@@ -1,0 +1,130 @@
+/**
+ * Typed errors. Every failure a caller can see is one of these classes, each with a stable
+ * `code` string so that the HTTP layer, the CLI and users can switch on it without parsing
+ * messages.
+ */
+
+/** Base class of every error this library raises on purpose. */
+export class SsmError extends Error {
+  /** Stable machine-readable code, e.g. `QUEUE_FULL`. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The request queue is at capacity; nothing was enqueued. Retry later (backpressure). */
+export class QueueFullError extends SsmError {
+  constructor(readonly capacity: number) {
+    super('QUEUE_FULL', `request queue is full (capacity ${capacity})`);
+  }
+}
+
+/**
+ * The call did not complete within its timeout. If the request was still queued it was removed
+ * and never applied; if it was already being stepped it completed and only the reply was dropped.
+ */
+export class CallTimeoutError extends SsmError {
+  constructor(readonly machine: string, readonly timeoutMs: number) {
+    super('CALL_TIMEOUT', `call to ${machine} timed out after ${timeoutMs} ms`);
+  }
+}
+
+/** No machine of that name exists in the supervision tree. */
+export class UnknownMachineError extends SsmError {
+  constructor(readonly machine: string) {
+    super('UNKNOWN_MACHINE', `unknown machine: ${JSON.stringify(machine)}`);
+  }
+}
+
+/** The machine exists but is not running (a `temporary` child that crashed, or a failed subtree). */
+export class MachineStoppedError extends SsmError {
+  constructor(readonly machine: string) {
+    super('MACHINE_STOPPED', `machine ${machine} is not running`);
+  }
+}
+
+/** Bytes that the machine's codec could not decode. The machine was not touched. */
+export class DecodeError extends SsmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DECODE_ERROR', message, options);
+  }
+}
+
+/** An output or input that could not be encoded (e.g. a function inside it). */
+export class EncodeError extends SsmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENCODE_ERROR', message, options);
+  }
+}
+
+/** A payload larger than the configured limit. */
+export class PayloadTooLargeError extends SsmError {
+  constructor(readonly size: number, readonly limit: number) {
+    super('PAYLOAD_TOO_LARGE', `payload of ${size} bytes exceeds the limit of ${limit} bytes`);
+  }
+}
+
+/** The machine's `step` threw while handling this request. The supervisor restarts it. */
+export class MachineCrashedError extends SsmError {
+  constructor(readonly machine: string, cause: unknown) {
+    super('MACHINE_CRASHED', `${machine} crashed: ${describe(cause)}`, { cause });
+  }
+}
+
+/** The application has stopped (normally, or because the root supervisor gave up). */
+export class ApplicationStoppedError extends SsmError {
+  constructor(reason = 'application stopped') {
+    super('APPLICATION_STOPPED', reason);
+  }
+}
+
+/**
+ * Writing to the database failed (disk full, I/O error). Nothing of the failed batch was
+ * acknowledged; the machines involved were restored from storage.
+ */
+export class StorageError extends SsmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE_ERROR', message, options);
+  }
+}
+
+/** A machine's state could not be recovered from storage. Nothing was deleted. */
+export class RecoveryError extends SsmError {
+  constructor(readonly machine: string, readonly seq: number | null, message: string, options?: { cause?: unknown }) {
+    super('RECOVERY_ERROR', `recovery of ${machine} failed${seq === null ? '' : ` at seq ${seq}`}: ${message}`, options);
+  }
+}
+
+/** Another live application (process) holds this database. */
+export class DatabaseLockedError extends SsmError {
+  constructor(readonly path: string, readonly holder: string) {
+    super('DATABASE_LOCKED', `database ${path} is in use by ${holder}`);
+  }
+}
+
+/** The database schema is newer than this version of the library understands, or unreadable. */
+export class SchemaVersionError extends SsmError {
+  constructor(message: string) {
+    super('SCHEMA_VERSION', message);
+  }
+}
+
+/** The supervision tree or options are invalid (duplicate names, bad strategy, ...). */
+export class ConfigError extends SsmError {
+  constructor(message: string) {
+    super('CONFIG_ERROR', message);
+  }
+}
+
+/** Short, single-line description of any thrown value. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  try {
+    return typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}

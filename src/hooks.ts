@@ -1,0 +1,25 @@
+/**
+ * Runs a possibly-async hook under a grace time. Resolves to `ok`, `timeout` (the hook is
+ * abandoned: its promise keeps running but nobody waits for it) or the error it threw.
+ */
+export async function runWithGrace(fn: () => void | Promise<void>, graceMs: number): Promise<{ outcome: 'ok' } | { outcome: 'timeout' } | { outcome: 'error'; error: unknown }> {
+  let result: void | Promise<void>;
+  try {
+    result = fn();
+  } catch (error) {
+    return { outcome: 'error', error };
+  }
+  if (!result || typeof (result as Promise<void>).then !== 'function') return { outcome: 'ok' };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), graceMs);
+  });
+  try {
+    const won = await Promise.race([(result as Promise<void>).then(() => 'ok' as const), timeout]);
+    return { outcome: won };
+  } catch (error) {
+    return { outcome: 'error', error };
+  } finally {
+    clearTimeout(timer);
+  }
+}

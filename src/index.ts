@@ -1,0 +1,10 @@
+export { defineMachine, type Machine, type MachineDefinition, type AnyMachine } from './machine.js';
+export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './tree.js';
+export { startApplication, App, type ApplicationOptions, type CallOptions, type StopResult } from './application.js';
+export { cborCodec, jsonCodec, type Codec } from './codec.js';
+export * from './errors.js';
+export { formatEvent, stderrLogger, silentLogger, type LifecycleEvent, type Logger } from './logger.js';
+export type { StatusNode, WorkerLife, SupervisorLife } from './runtime-tree.js';
+export type { SnapshotPolicy } from './snapshot-policy.js';
+export type { Durability, SnapshotMeta } from './store.js';
+export type { RecoveryReport } from './recovery.js';

@@ -1,0 +1,53 @@
+/**
+ * When to checkpoint a machine's state: a pure function of counters, so the policy is testable
+ * without a disk.
+ */
+
+export interface SnapshotPolicy {
+  /** Snapshot after this many logged requests since the last snapshot. Default 10,000. 0 disables. */
+  every?: number;
+  /** Snapshot when the oldest unsnapshotted request is this old (ms). Default off. */
+  everyMs?: number;
+  /** Snapshot after this many bytes of log since the last snapshot. Default 64 MiB. 0 disables. */
+  everyBytes?: number;
+  /** Snapshots kept per machine (older ones are fall-backs if the newest is corrupt). Default 2. */
+  keepSnapshots?: number;
+  /** Keep log entries already covered by snapshots (for `ssm inspect --at`). Default false. */
+  retainLog?: boolean;
+}
+
+export type ResolvedSnapshotPolicy = Required<SnapshotPolicy>;
+
+export const DEFAULT_SNAPSHOT_POLICY: ResolvedSnapshotPolicy = {
+  every: 10_000,
+  everyMs: 0,
+  everyBytes: 64 * 1024 * 1024,
+  keepSnapshots: 2,
+  retainLog: false,
+};
+
+export function resolveSnapshotPolicy(p: SnapshotPolicy = {}): ResolvedSnapshotPolicy {
+  const r = { ...DEFAULT_SNAPSHOT_POLICY, ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) };
+  for (const k of ['every', 'everyMs', 'everyBytes'] as const) {
+    if (!(Number.isFinite(r[k]) && r[k] >= 0)) throw new RangeError(`snapshot.${k} must be a number >= 0`);
+  }
+  if (!Number.isInteger(r.keepSnapshots) || r.keepSnapshots < 1) throw new RangeError('snapshot.keepSnapshots must be an integer >= 1');
+  return r;
+}
+
+/** Log growth since the machine's latest snapshot. */
+export interface LogGrowth {
+  readonly requests: number;
+  readonly bytes: number;
+  /** When the first request after the latest snapshot was logged (ms epoch), or null. */
+  readonly firstAt: number | null;
+}
+
+/** True when the policy asks for a snapshot now. */
+export function snapshotDue(policy: ResolvedSnapshotPolicy, growth: LogGrowth, now: number): boolean {
+  if (growth.requests === 0) return false;
+  if (policy.every > 0 && growth.requests >= policy.every) return true;
+  if (policy.everyBytes > 0 && growth.bytes >= policy.everyBytes) return true;
+  if (policy.everyMs > 0 && growth.firstAt !== null && now - growth.firstAt >= policy.everyMs) return true;
+  return false;
+}
