@@ -1,39 +1,64 @@
-import { runDemo } from './demo.js';
+import { SsmError } from './errors.js';
 
-const USAGE = `Usage: ssm <command> [options]
+/**
+ * `ssm`: a dispatcher. Each command lives in `src/cli/<name>.ts` and exports
+ * `run(argv: string[]): Promise<number>` (the exit code) and `summary` (one line for --help).
+ */
+export const COMMANDS = ['serve', 'demo', 'inspect', 'log', 'failed', 'checkpoint', 'compact', 'verify'] as const;
+export type CommandName = (typeof COMMANDS)[number];
 
-Commands:
-  demo [--db PATH]     Run the seed's scenario (crash and recover kv2) on a database
+export interface CommandModule {
+  readonly summary: string;
+  run(argv: string[]): Promise<number>;
+}
 
-Run 'ssm <command> --help' for a command's options.`;
+async function load(name: CommandName): Promise<CommandModule> {
+  return (await import(`./cli/${name}.js`)) as CommandModule;
+}
 
+async function usage(): Promise<string> {
+  const lines = ['Usage: ssm <command> [options]', '', 'Commands:'];
+  for (const name of COMMANDS) {
+    let summary = '';
+    try {
+      summary = (await load(name)).summary;
+    } catch {
+      continue;
+    }
+    lines.push(`  ${name.padEnd(11)} ${summary}`);
+  }
+  lines.push('', "Run 'ssm <command> --help' for a command's options.");
+  return lines.join('\n');
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    console.log(USAGE);
+    (cmd ? console.log : console.error)(await usage());
     return cmd ? 0 : 2;
   }
-  if (cmd === 'demo') {
-    const i = rest.indexOf('--db');
-    await runDemo({ db: i >= 0 ? rest[i + 1] : undefined });
-    return 0;
+  if (!(COMMANDS as readonly string[]).includes(cmd)) {
+    console.error(`ssm: unknown command '${cmd}'\n\n${await usage()}`);
+    return 2;
   }
-  console.error(`ssm: unknown command '${cmd}'\n${USAGE}`);
-  return 2;
+  try {
+    return await (await load(cmd as CommandName)).run(rest);
+  } catch (err) {
+    const code = err instanceof SsmError ? ` [${err.code}]` : '';
+    console.error(`ssm ${cmd}: ${err instanceof Error ? err.message : String(err)}${code}`);
+    return 1;
+  }
 }
 
-const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
   // `ssm log ... | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`ssm: ${err instanceof Error ? err.message : String(err)}`);
-      process.exit(1);
-    },
-  );
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }
