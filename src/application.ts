@@ -172,6 +172,25 @@ export class App {
   }
 
   /**
+   * Like {@link call}, for an input from an untrusted source that is already decoded (e.g. JSON
+   * over HTTP): the machine's `validate` runs first, and a rejected input fails with DecodeError
+   * without reaching the machine. Resolves with the output as a value (not encoded).
+   */
+  callValue<O = unknown>(name: string, input: unknown, options: CallOptions = {}): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      const w = this.workers.get(name);
+      if (!w) return this.fail(reject, new UnknownMachineError(name));
+      let valid: unknown;
+      try {
+        valid = w.machine.validate(input);
+      } catch (err) {
+        return this.fail(reject, err instanceof DecodeError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
+      }
+      this.submit(name, valid, false, options.timeoutMs, resolve as (v: unknown) => void, reject);
+    });
+  }
+
+  /**
    * Fire-and-forget. Throws synchronously when the request cannot be queued (QueueFullError,
    * UnknownMachineError, ...); later failures are reported only through the logger and metrics.
    */
