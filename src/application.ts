@@ -13,6 +13,7 @@ import {
   UnknownMachineError,
   describe,
 } from './errors.js';
+import { Deadlines } from './deadlines.js';
 import { EventLoop, type Request } from './event-loop.js';
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
@@ -52,12 +53,31 @@ export interface CallOptions {
 /** How the application ended: `app.stopped` resolves with this. */
 export type StopResult = { readonly reason: 'normal' } | { readonly reason: 'failure'; readonly error: unknown };
 
-interface Pending extends Request<WorkerNode> {
-  /** Encode the output with the machine's codec (the bytes path). */
-  readonly wire: boolean;
+/** A request and its caller's continuation; a class so the hot path allocates no closures. */
+class Pending implements Request<WorkerNode> {
+  status: Request<WorkerNode>['status'] = 'queued';
   output?: unknown;
   error?: unknown;
-  timer?: NodeJS.Timeout;
+  constructor(
+    readonly target: WorkerNode,
+    readonly input: unknown,
+    /** Encode the output with the machine's codec (the bytes path). */
+    readonly wire: boolean,
+    private readonly resolve: (v: unknown) => void,
+    private readonly reject: (e: unknown) => void,
+    private readonly metrics: Metrics,
+  ) {}
+
+  settle(err: unknown, output?: unknown): void {
+    if (this.status === 'settled') return;
+    this.status = 'settled';
+    if (err === undefined) {
+      this.resolve(output);
+      return;
+    }
+    if (err instanceof SsmError) this.metrics.error(err.code);
+    this.reject(err);
+  }
 }
 
 const noop = (): void => {};
@@ -84,6 +104,15 @@ export class App {
   private ended = false;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: (r: StopResult) => void;
+  // A request still queued is withdrawn and never applied. One already taken (a crashed request
+  // waiting for its supervisor) has been stepped: only its reply is replaced by the timeout.
+  private readonly deadlines = new Deadlines<Pending>(
+    (req, ms) => {
+      if (req.status === 'queued') this.loop.cancel(req);
+      req.settle(new CallTimeoutError(req.target.name, ms));
+    },
+    (req) => req.status === 'queued' || req.status === 'taken',
+  );
 
   /** @internal use {@link startApplication} */
   constructor(tree: SupervisorSpec, options: ApplicationOptions) {
@@ -258,19 +287,7 @@ export class App {
     if (w.life === 'stopped' || w.life === 'failed') {
       if (!this.ended && (w.restart === 'temporary' || w.life === 'failed')) return this.fail(reject, new MachineStoppedError(name));
     }
-    const req: Pending = {
-      target: w,
-      input,
-      wire,
-      status: 'queued',
-      settle: (err, output) => {
-        if (req.status === 'settled') return;
-        req.status = 'settled';
-        if (req.timer) clearTimeout(req.timer);
-        if (err !== undefined) this.fail(reject, err);
-        else resolve(output);
-      },
-    };
+    const req = new Pending(w, input, wire, resolve, reject, this.metrics);
     try {
       this.loop.enqueue(req);
     } catch (err) {
@@ -278,17 +295,12 @@ export class App {
     }
     this.metrics.calls++;
     const ms = timeoutMs ?? this.callTimeoutMs;
-    if (ms > 0 && resolve !== noop) {
-      req.timer = setTimeout(() => {
-        // Only a request still waiting can be withdrawn; one already stepped has been applied.
-        if (this.loop.cancel(req)) req.settle(new CallTimeoutError(name, ms));
-      }, ms);
-    }
+    if (ms > 0 && resolve !== noop) this.deadlines.add(req, ms);
   }
 
   /** Steps a batch, passes its commit point, releases its replies. Synchronous on purpose. */
   private processBatch(batch: Pending[]): { crashed: number; handle?: () => Promise<void> } {
-    const groups = new Map<WorkerNode, { firstSeq: number; parts: Uint8Array[] }>();
+    const groups = new Map<WorkerNode, { firstSeq: number; parts: Uint8Array[]; bytes: number }>();
     let crashed = -1;
     let crashError: unknown;
     let crashInput: Uint8Array | null = null;
@@ -323,8 +335,9 @@ export class App {
       if (logged) {
         w.seq++;
         let g = groups.get(w);
-        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [] }));
+        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
         g.parts.push(logged);
+        g.bytes += logged.byteLength;
       }
     }
 
@@ -346,7 +359,7 @@ export class App {
         const now = Date.now();
         for (const [w, g] of groups) {
           w.growth.requests += g.parts.length;
-          w.growth.bytes += rows.find((x) => x.machine === w.name)!.requests.byteLength;
+          w.growth.bytes += g.bytes;
           w.growth.firstAt ??= now;
         }
       } catch (err) {
@@ -375,8 +388,8 @@ export class App {
       for (const w of groups.keys()) this.persistence.maybeSnapshot(w, now);
     }
 
-    const stuck = [...this.workers.values()].filter((w) => w.life === 'crashed');
-    if (crashed < 0 && stuck.length === 0) return { crashed };
+    // After a failed commit a machine may be left crashed (its reload failed too).
+    if (crashed < 0 && !(storageError && this.order.some((w) => w.life === 'crashed'))) return { crashed };
     const handle = async (): Promise<void> => {
       if (crashed >= 0) {
         const r = batch[crashed]!;
@@ -408,6 +421,7 @@ export class App {
     const reason = result.reason === 'normal' ? 'application stopped' : `application stopped: root supervisor failed: ${describe(result.error)}`;
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');
+    this.deadlines.clear();
     this.store.close();
     this.log({ type: 'application_stopped', reason: result.reason === 'normal' ? 'normal' : reason });
     this.resolveStopped(result);

@@ -4,7 +4,12 @@
  */
 
 export interface SnapshotPolicy {
-  /** Snapshot after this many logged requests since the last snapshot. Default 10,000. 0 disables. */
+  /**
+   * Snapshot after this many logged requests since the last snapshot. Default 100,000. 0 disables.
+   * A snapshot costs time proportional to the whole state (about 0.2 s per million small keys
+   * here) while replay costs time per request (about 2 us), so this bounds both the amortised
+   * cost per write and the replay after a crash (100,000 requests: about 0.2 s).
+   */
   every?: number;
   /** Snapshot when the oldest unsnapshotted request is this old (ms). Default off. */
   everyMs?: number;
@@ -19,7 +24,7 @@ export interface SnapshotPolicy {
 export type ResolvedSnapshotPolicy = Required<SnapshotPolicy>;
 
 export const DEFAULT_SNAPSHOT_POLICY: ResolvedSnapshotPolicy = {
-  every: 10_000,
+  every: 100_000,
   everyMs: 0,
   everyBytes: 64 * 1024 * 1024,
   keepSnapshots: 2,
