@@ -92,3 +92,8 @@ export function tableCounts(path: string): { snapshots: number; log: number; log
     db.close();
   }
 }
+
+/** The value the child's load mode stores under `key`: recognisable, and not trivially small. */
+export function childValue(key: string): { key: string; n: number; pad: string } {
+  return { key, n: key.length * 7919, pad: 'x'.repeat(40) };
+}
