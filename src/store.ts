@@ -176,9 +176,9 @@ export class Store {
       snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
       snapshotState: p(`SELECT state FROM snapshots WHERE id = ?`).pluck(),
       logAfter: p(`SELECT first_seq, last_seq, logged_at, requests FROM request_log WHERE machine = ? AND last_seq > ? ORDER BY last_seq`).raw(),
-      lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = ?1), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = ?1), 0))`).pluck(),
+      lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0))`).pluck(),
       machines: p(`SELECT name, status, state_version AS stateVersion, restarts, last_error AS lastError FROM machines ORDER BY name`),
-      failed: p(`SELECT id, machine, after_seq AS afterSeq, failed_at AS failedAt, error_name AS errorName, error_message AS errorMessage, stack, input FROM failed_requests WHERE (?1 IS NULL OR machine = ?1) ORDER BY id DESC LIMIT ?2`),
+      failed: p(`SELECT id, machine, after_seq AS afterSeq, failed_at AS failedAt, error_name AS errorName, error_message AS errorMessage, stack, input FROM failed_requests WHERE (@machine IS NULL OR machine = @machine) ORDER BY id DESC LIMIT @limit`),
     };
   }
 
@@ -266,7 +266,7 @@ export class Store {
 
   /** The last durable sequence number of a machine (0 if none). */
   lastSeq(machine: string): number {
-    return this.st.lastSeq.get(machine) as number;
+    return this.st.lastSeq.get({ machine }) as number;
   }
 
   machines(): MachineRow[] {
@@ -274,7 +274,7 @@ export class Store {
   }
 
   failedRequests(machine: string | null = null, limit = 100): FailedRequest[] {
-    return this.st.failed.all(machine, limit) as FailedRequest[];
+    return this.st.failed.all({ machine, limit }) as FailedRequest[];
   }
 
   /** Closes the database and releases the writer lock. Idempotent. */
