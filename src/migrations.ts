@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Database } from 'better-sqlite3';
+import { crashPoint } from './crash-points.js';
 import { SchemaVersionError } from './errors.js';
 
 /** The folder of numbered SQL migrations, shipped with the package (`migrations/NNN_name.sql`). */
@@ -47,6 +48,7 @@ export function migrate(db: Database, migrations = loadMigrations()): { from: nu
       const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
       for (const m of migrations.slice(from)) {
         db.exec(m.sql);
+        crashPoint('mid-migration');
         record.run(m.version, m.name, new Date().toISOString());
       }
       db.pragma(`user_version = ${latest}`);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { crashPoint } from './crash-points.js';
 import { acquireLock, releaseLock } from './db-lock.js';
 import { SchemaVersionError, StorageError } from './errors.js';
 import { checkSchemaReadable, migrate } from './migrations.js';
@@ -217,6 +218,7 @@ export class Store {
         this.faults.beforeCommit?.(groups);
       })();
     });
+    crashPoint('after-log-append');
   }
 
   /**
@@ -229,7 +231,9 @@ export class Store {
     return wrap(`writing snapshot of ${machine}`, () =>
       this.db.transaction(() => {
         const info = this.w(this.st.insertSnapshot).run(machine, seq, stateVersion, takenAt, reason, state.byteLength, checksum, state);
+        crashPoint('mid-snapshot');
         this.w(this.st.pruneSnapshots).run(machine, machine, keep);
+        crashPoint('snapshot-before-truncate');
         if (!retainLog) {
           // The log is kept back to the oldest retained snapshot, so that snapshot remains a
           // usable fall-back if a newer one turns out corrupt.
