@@ -394,8 +394,18 @@ export class App {
       if (crashed >= 0) {
         const r = batch[crashed]!;
         const w = r.target;
+        // Read-only inputs were never encoded for the log; encode them now so the failure
+        // record (`ssm failed`) shows what crashed the machine.
+        let input = crashInput;
+        if (input === null) {
+          try {
+            input = encodeCbor(r.input);
+          } catch {
+            // Not encodable: recorded as NULL, as the schema says.
+          }
+        }
         try {
-          this.store.recordFailure(w.name, w.seq, crashInput, crashError);
+          this.store.recordFailure(w.name, w.seq, input, crashError);
         } catch {
           // A full disk must not prevent the restart; the crash is still logged below.
         }
