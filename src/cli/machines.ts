@@ -1,0 +1,131 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startApplication, type App } from '../application.js';
+import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from '../errors.js';
+import { kvStore } from '../examples/kv-store.js';
+import { defineMachine, type AnyMachine, type MachineDefinition } from '../machine.js';
+import { recoverState, type Recovered } from '../recovery.js';
+import { DEFAULT_DB_PATH, Store } from '../store.js';
+import { supervisor, worker } from '../tree.js';
+import { bytes } from './format.js';
+import { progress } from './progress.js';
+
+/** Help text shared by every command that needs machine definitions. */
+export const MODULE_HELP = `  --module PATH  ES module with the machine definitions, for applications other than the
+                 KV store. Its default export (or its \`machines\` export) is either an object
+                 { name: machine } or a function (name) => machine, where a machine comes
+                 from defineMachine(). Without it, every machine is read as the KV store
+                 (kvStore() from the examples). Replay runs each machine's step, so the
+                 definitions must be the ones that wrote the database.`;
+
+/** Finds the definition of a machine by its name; throws ConfigError when there is none. */
+export type MachineResolver = (name: string) => AnyMachine;
+
+function asMachine(value: unknown, name: string, source: string): AnyMachine {
+  const m = value as Partial<AnyMachine> | null | undefined;
+  if (!m || typeof m !== 'object' || typeof m.step !== 'function' || typeof m.init !== 'function') {
+    throw new ConfigError(`${source} has no machine definition for ${JSON.stringify(name)} (expected an object with init() and step())`);
+  }
+  // Accept bare definitions too: defineMachine fills in the codec, version and defaults.
+  return 'codec' in m && 'version' in m && typeof m.readOnly === 'function' ? (m as AnyMachine) : defineMachine(m as MachineDefinition<unknown, unknown, unknown>);
+}
+
+/** Loads the machine definitions: the KV store by default, or those of `--module PATH`. */
+export async function loadMachines(modulePath?: string): Promise<MachineResolver> {
+  if (modulePath === undefined) {
+    const kv = kvStore();
+    return () => kv;
+  }
+  const url = pathToFileURL(resolve(modulePath)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`cannot load --module ${modulePath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+  const exported = mod['default'] ?? mod['machines'];
+  const source = `--module ${modulePath}`;
+  if (typeof exported === 'function') {
+    const fn = exported as (name: string) => unknown;
+    const cache = new Map<string, AnyMachine>();
+    return (name) => {
+      let m = cache.get(name);
+      if (!m) cache.set(name, (m = asMachine(fn(name), name, source)));
+      return m;
+    };
+  }
+  if (exported && typeof exported === 'object') {
+    const table = exported as Record<string, unknown>;
+    const cache = new Map<string, AnyMachine>();
+    return (name) => {
+      let m = cache.get(name);
+      if (!m) cache.set(name, (m = asMachine(Object.hasOwn(table, name) ? table[name] : undefined, name, source)));
+      return m;
+    };
+  }
+  throw new ConfigError(`${source} must export default (or \`machines\`) as an object { name: machine } or a function (name) => machine`);
+}
+
+/** Every machine the database knows of: the machines table plus any name found in its log or snapshots. */
+export function machineNames(store: Store): string[] {
+  const rows = store.db
+    .prepare(`SELECT name FROM machines UNION SELECT machine FROM snapshots UNION SELECT machine FROM request_log ORDER BY 1`)
+    .pluck()
+    .all() as string[];
+  return rows;
+}
+
+/** Throws UnknownMachineError (listing the known ones) unless `name` is in the database. */
+export function requireMachine(store: Store, name: string): void {
+  const names = machineNames(store);
+  if (!names.includes(name)) {
+    const err = new UnknownMachineError(name);
+    throw new SsmError(err.code, `${err.message} in ${store.path} (machines: ${names.join(', ') || 'none'})`);
+  }
+}
+
+/** Opens a database for reading, with the default path. */
+export function openReadOnly(path?: string): Store {
+  return Store.openReadOnly(path ?? DEFAULT_DB_PATH);
+}
+
+/**
+ * Rebuilds a machine's state through {@link recoverState} (the engine's one recovery path),
+ * drawing a progress bar over the log bytes replayed when stderr is a terminal.
+ */
+export function rebuild<S = unknown>(store: Store, name: string, machine: AnyMachine, uptoSeq?: number): Recovered<S> {
+  const total = store.db.prepare(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck().get(name) as number;
+  const bar = progress(`replaying ${name}`, total, { unit: bytes });
+  // The same store, with a log reader that reports each row it hands to the replay.
+  const tracked = Object.create(store) as Store;
+  tracked.logAfter = function* (machineName: string, afterSeq: number) {
+    for (const row of store.logAfter(machineName, afterSeq)) {
+      yield row;
+      bar.add(row.requests.byteLength);
+    }
+  };
+  try {
+    return recoverState<S>(tracked, name, machine, uptoSeq);
+  } finally {
+    bar.done();
+  }
+}
+
+/**
+ * Starts the application offline over the machines found in the database, as a flat
+ * one_for_one supervisor, for commands that need the writer role. A database held by a running
+ * server is refused with a hint to use the server's own endpoint.
+ */
+export async function startOffline(path: string, names: readonly string[], resolveMachine: MachineResolver, hint: string, options: { keepSnapshots?: number; retainLog?: boolean } = {}): Promise<App> {
+  const tree = supervisor(
+    'one_for_one',
+    names.map((n) => worker(n, resolveMachine(n))),
+    { name: 'ssm-cli', intensity: 0 },
+  );
+  try {
+    return await startApplication(tree, { db: path, logger: false, snapshot: { every: 0, everyBytes: 0, keepSnapshots: options.keepSnapshots, retainLog: options.retainLog } });
+  } catch (err) {
+    if (err instanceof DatabaseLockedError) throw new SsmError(err.code, `${err.message}; ${hint}`);
+    throw err;
+  }
+}
