@@ -70,6 +70,11 @@ export interface StoreFaults {
   beforeCommit?(groups: readonly LogGroup[]): void;
   /** Called inside the snapshot transaction, before it commits. */
   beforeSnapshotCommit?(machine: string, seq: number): void;
+  /**
+   * Called once the application's own connection is open and migrated, before any machine is
+   * restored: lets a test set per-connection limits such as `PRAGMA max_page_count` (disk full).
+   */
+  onOpen?(db: Database): void;
 }
 
 export interface StoreOptions {
@@ -144,6 +149,7 @@ export class Store {
       });
       const key = path === ':memory:' ? null : realpathSync(path);
       if (key) acquireLock(db, key);
+      options.faults?.onOpen?.(db);
       return new Store(db, path, false, key, options);
     } catch (err) {
       db.close();
