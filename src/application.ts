@@ -104,6 +104,7 @@ export class App {
   private ended = false;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: (r: StopResult) => void;
+  private snapshotTimer: NodeJS.Timeout | null = null;
   // A request still queued is withdrawn and never applied. One already taken (a crashed request
   // waiting for its supervisor) has been stepped: only its reply is replaced by the timeout.
   private readonly deadlines = new Deadlines<Pending>(
@@ -137,6 +138,11 @@ export class App {
       throw err;
     }
     this.persistence = new Persistence(this.store, policy, this.log, this.metrics);
+    if (policy.everyMs > 0) {
+      // Time-based snapshots must also happen when writes stop, so they cannot wait for a batch.
+      this.snapshotTimer = setInterval(() => this.snapshotDueByTime(), Math.max(50, policy.everyMs / 4));
+      this.snapshotTimer.unref();
+    }
     this.supervision = new Supervision(this.persistence, this.log, this.metrics, (err) => this.shutdown({ reason: 'failure', error: err }));
   }
 
@@ -273,6 +279,16 @@ export class App {
       await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
     })();
     return this.stopping;
+  }
+
+  private snapshotDueByTime(): void {
+    if (this.ended) return;
+    const now = Date.now();
+    const due = this.order.filter((w) => w.life === 'running' && w.growth.requests > 0);
+    if (due.length === 0) return;
+    void this.loop.exclusive(() => {
+      for (const w of due) if (w.life === 'running' && !this.ended) this.persistence.maybeSnapshot(w, now);
+    });
   }
 
   private fail(reject: (e: unknown) => void, err: unknown): void {
@@ -432,6 +448,7 @@ export class App {
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');
     this.deadlines.clear();
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
     this.store.close();
     this.log({ type: 'application_stopped', reason: result.reason === 'normal' ? 'normal' : reason });
     this.resolveStopped(result);
