@@ -1,17 +1,17 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when built (the npm package), or the TypeScript source through tsx
-// in a checkout of the repository.
+// In a checkout of the repository, runs the TypeScript sources through tsx (so the CLI is never
+// a stale build); in the npm package, where src/ is not shipped, runs the compiled dist/.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
-const dist = new URL('dist/cli.js', root);
+const source = new URL('src/cli.ts', root);
 let cli;
-if (existsSync(fileURLToPath(dist))) {
-  cli = await import(dist.href);
-} else {
+if (existsSync(fileURLToPath(source))) {
   const { register } = await import('tsx/esm/api');
   register();
-  cli = await import(new URL('src/cli.ts', root).href);
+  cli = await import(source.href);
+} else {
+  cli = await import(new URL('dist/cli.js', root).href);
 }
 process.exitCode = await cli.main(process.argv.slice(2));
