@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ApplicationStoppedError, MachineCrashedError } from '../src/errors.js';
 import { supervisor } from '../src/tree.js';
-import { Recorder, settled, sleep, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
+import { Recorder, settled, sleep, startProbeApp, supervisorStatus, workerStatus } from './helpers/core-fixtures.js';
 
 /** Restart intensity (OTP's sliding window), escalation up the tree, and application stop at the root. */
 
@@ -91,9 +91,7 @@ test('a child supervisor that exceeds its intensity fails; the parent restarts t
   t.is(await app.call('d', { op: 'self' }), d0, 'd untouched');
   t.not(await app.call('c', { op: 'self' }), c0, 'c restarted with its supervisor');
   for (const n of ['a', 'b', 'c', 'd']) t.is(await app.call(n, { op: 'count' }), 1, `${n} keeps its data`);
-  const sub = (app.status() as { children: { name: string; status: string }[] }).children[1]!;
-  t.is(sub.name, 'sub');
-  t.is(sub.status, 'running');
+  t.is(supervisorStatus(app, 'sub').status, 'running');
   // The restarted subtree works, with a fresh window of its own (intensity 0 again).
   const mark2 = rec.events.length;
   await t.throwsAsync(app.call('c', { op: 'crash' }), { instanceOf: MachineCrashedError });
@@ -145,4 +143,14 @@ test('escalation that also exceeds the parent stops the application: subtree fir
     'application_stopped',
   ]);
   await t.throwsAsync(app.call('a', { op: 'count' }), { instanceOf: ApplicationStoppedError });
+});
+
+test('default intensity is OTP\'s: one restart in 5 s is tolerated, a second one escalates', async (t) => {
+  const rec = new Recorder();
+  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('a')], { name: 'root' }), rec);
+  await t.throwsAsync(app.call('a', { op: 'crash' }), { instanceOf: MachineCrashedError });
+  t.is(await app.call('a', { op: 'inc' }), 1);
+  await t.throwsAsync(app.call('a', { op: 'crash' }), { instanceOf: MachineCrashedError });
+  t.is((await app.stopped).reason, 'failure');
+  t.true(rec.lines().includes('escalated root'));
 });

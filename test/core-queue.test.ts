@@ -1,7 +1,8 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { encodeCbor, decodeCbor } from '../src/codec.js';
-import { CallTimeoutError, DecodeError, MachineCrashedError, MachineStoppedError, QueueFullError, UnknownMachineError } from '../src/errors.js';
+import { ApplicationStoppedError, CallTimeoutError, DecodeError, EncodeError, MachineCrashedError, MachineStoppedError, QueueFullError, UnknownMachineError } from '../src/errors.js';
 import { kvStore } from '../src/examples/kv-store.js';
+import { defineMachine } from '../src/machine.js';
 import { supervisor, worker } from '../src/tree.js';
 import { Recorder, gate, seqs, settled, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
 
@@ -11,7 +12,7 @@ import { Recorder, gate, seqs, settled, startProbeApp, workerStatus } from './he
  */
 
 /** A tree whose machine `slow` blocks the loop during its restart until the test opens a gate. */
-async function slowRestartApp(t: Parameters<Parameters<typeof test>[1]>[0], options: { queueCapacity?: number } = {}) {
+async function slowRestartApp(t: ExecutionContext, options: { queueCapacity?: number } = {}) {
   const rec = new Recorder();
   let armed: { entered: () => void; release: Promise<void> } | null = null;
   const slow = rec.worker(
@@ -259,4 +260,51 @@ test('a crash caused by a cast is handled by the supervisor like any other', asy
     rec.lines().filter((l) => l.startsWith('crashed') || l.startsWith('restarting')),
     ['crashed kv', 'restarting root kv'],
   );
+});
+
+test('stop() during a restart waits for it, serves what was queued, then terminates', async (t) => {
+  const { app, rec, blockLoop } = await slowRestartApp(t);
+  const { crash, release } = await blockLoop();
+  const queued = [settled(app.call('kv', { op: 'inc' })), settled(app.call('slow', { op: 'inc' }))];
+  const stopping = app.stop();
+  await t.throwsAsync(app.call('kv', { op: 'inc' }), { instanceOf: ApplicationStoppedError });
+  release();
+  await stopping;
+  const c = await crash;
+  t.true(!c.ok && c.error instanceof MachineCrashedError);
+  t.deepEqual(
+    (await Promise.all(queued)).map((r) => (r.ok ? r.value : String(r.error))),
+    [1, 1],
+  );
+  t.deepEqual(rec.hooks().slice(-2), ['stop:kv', 'stop:slow']);
+  t.deepEqual(await app.stopped, { reason: 'normal' });
+});
+
+test('a step that returns something other than [state, output] is a crash, and the state is rebuilt', async (t) => {
+  const rec = new Recorder();
+  const machine = defineMachine<{ n: number }, { op: 'inc' | 'bad' }, number>({
+    init: () => ({ n: 0 }),
+    step: (input, state) => {
+      state.n++;
+      return (input.op === 'bad' ? state.n : [state, state.n]) as unknown as readonly [{ n: number }, number];
+    },
+  });
+  const app = await startProbeApp(t, supervisor('one_for_one', [worker('m', machine)], { intensity: 5 }), rec);
+  t.is(await app.call('m', { op: 'inc' }), 1);
+  const err = await t.throwsAsync(app.call('m', { op: 'bad' }), { instanceOf: MachineCrashedError });
+  t.true((err as MachineCrashedError).cause instanceof TypeError);
+  t.is(await app.call('m', { op: 'inc' }), 2, 'the half-applied bad step was discarded');
+  t.is(workerStatus(app, 'm').restarts, 1);
+});
+
+test('an input that cannot be logged (EncodeError) is rejected before step and leaves the machine untouched', async (t) => {
+  const rec = new Recorder();
+  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('kv')]), rec);
+  await app.call('kv', { op: 'inc' });
+  const before = seqs(app);
+  await t.throwsAsync(app.call('kv', { op: 'put', key: 'f', value: () => 1 }), { instanceOf: EncodeError });
+  t.deepEqual(seqs(app), before);
+  t.false(rec.trace.includes('step:kv:put:f'));
+  t.is(await app.call('kv', { op: 'get', key: 'f' }), null);
+  t.false(rec.events.some((e) => e.type === 'crashed'));
 });

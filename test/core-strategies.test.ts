@@ -1,7 +1,7 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { MachineCrashedError } from '../src/errors.js';
 import { supervisor, type Strategy } from '../src/tree.js';
-import { Recorder, seqs, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
+import { Recorder, seqs, startProbeApp, supervisorStatus, workerStatus } from './helpers/core-fixtures.js';
 
 /**
  * Restart strategies: exactly the right machines restarted, stopped in reverse and started in
@@ -9,7 +9,7 @@ import { Recorder, seqs, startProbeApp, workerStatus } from './helpers/core-fixt
  */
 
 /** root one_for_one [a, sub<strategy>[b, c, d], e]; c crashes. */
-async function crashInSub(t: Parameters<Parameters<typeof test>[1]>[0], strategy: Strategy) {
+async function crashInSub(t: ExecutionContext, strategy: Strategy) {
   const rec = new Recorder();
   const tree = supervisor(
     'one_for_one',
@@ -110,7 +110,7 @@ test('one_for_all at the root restarts a whole child subtree, depth-first, in or
   t.deepEqual(rec.lines(eventMark).slice(0, 2), ['crashed a', 'restarting root a,b,c,d']);
   t.is(await app.call('b', { op: 'get', key: 'k' }), 1);
   // The inner supervisor's own window was not charged: the restart was the root's.
-  t.is((app.status() as { children: { status: string }[] }).children[1]!.status, 'running');
+  t.is(supervisorStatus(app, 'sub').status, 'running');
 });
 
 test('a crash does not change the sequence numbers of other machines, and the crashed request is not logged', async (t) => {

@@ -150,6 +150,22 @@ export function workerStatus(app: App, name: string): Extract<StatusNode, { kind
   return hit;
 }
 
+/** The status entry of supervisor `name`. */
+export function supervisorStatus(app: App, name: string): Extract<StatusNode, { kind: 'supervisor' }> {
+  const find = (n: StatusNode): Extract<StatusNode, { kind: 'supervisor' }> | undefined => {
+    if (n.kind === 'worker') return undefined;
+    if (n.name === name) return n;
+    for (const c of n.children) {
+      const hit = find(c);
+      if (hit) return hit;
+    }
+    return undefined;
+  };
+  const hit = find(app.status());
+  if (!hit) throw new Error(`no supervisor ${name} in status`);
+  return hit;
+}
+
 /** Every worker's `seq`, by name. */
 export function seqs(app: App): Record<string, number> {
   const out: Record<string, number> = {};
