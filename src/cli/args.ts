@@ -15,7 +15,9 @@ export function parseCommand<T extends Record<string, OptionSpec>>(argv: string[
     const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
     return { values: parsed.values as Values<T>, positionals: parsed.positionals };
   } catch (err) {
-    throw new ConfigError(`${err instanceof Error ? err.message : String(err)} (usage: ${usage.split('\n')[0]!.replace(/^Usage: /, '')}; try --help)`);
+    // node's parseArgs messages span several lines; the CLI promises one-line errors.
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
+    throw new ConfigError(`${message} (usage: ${usage.split('\n')[0]!.replace(/^Usage: /, '')}; try --help)`);
   }
 }
 
