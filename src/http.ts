@@ -217,7 +217,12 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
     throw new HttpError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
   };
 
+  let closing: Promise<void> | null = null;
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
+    // A keep-alive connection that goes idle while the server is closing would hold close() open.
+    res.once('finish', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
     handle(req, res, expectContinue).catch((err: unknown) => sendError(res, err));
   };
 
@@ -245,7 +250,6 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
-  let closing: Promise<void> | null = null;
   return {
     url: `http://${urlHost}:${address.port}`,
     host: address.address,
