@@ -223,7 +223,8 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
     res.once('finish', () => {
       if (closing) setImmediate(() => server.closeIdleConnections());
     });
-    handle(req, res, expectContinue).catch((err: unknown) => sendError(res, err));
+    // A body we refuse without reading (wrong token, route, type) is not drained: close instead.
+    handle(req, res, expectContinue).catch((err: unknown) => sendError(res, err, req.complete ? {} : { Connection: 'close' }));
   };
 
   const server = createServer(
