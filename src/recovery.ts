@@ -92,7 +92,9 @@ export function recoverState<S>(store: Store, name: string, machine: AnyMachine,
     replayedBytes += row.requests.byteLength;
     for (let i = seq + 1 - row.firstSeq; i < inputs.length && seq < uptoSeq; i++) {
       try {
-        state = machine.step(inputs[i], state)[0];
+        const result = machine.step(inputs[i], state);
+        if (!Array.isArray(result) || result.length !== 2) throw new TypeError('step must return [state, output]');
+        state = result[0];
       } catch (err) {
         throw new RecoveryError(name, row.firstSeq + i, `replay threw (steps must be deterministic): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }

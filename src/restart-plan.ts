@@ -6,7 +6,10 @@ import type { RestartType, Strategy } from './tree.js';
 
 /** What a supervisor does when its child at `failedIndex` fails. */
 export type RestartDecision =
-  /** Stop `stop` (indices, in that order) then start `start` (indices, in that order). */
+  /**
+   * Stop `stop` (indices, in that order) then start `start` (indices, in that order). `start` is
+   * the reverse of `stop` without temporary children.
+   */
   | { readonly action: 'restart'; readonly stop: readonly number[]; readonly start: readonly number[] }
   /** A temporary child: it stays stopped, nothing else is touched. */
   | { readonly action: 'drop'; readonly stop: readonly number[] }
@@ -45,6 +48,12 @@ export interface FailureInput {
   readonly childCount: number;
   readonly failed: number;
   readonly failedRestart: RestartType;
+  /**
+   * Restart type of every child (supervisors count as permanent). Temporary siblings caught in a
+   * one_for_all / rest_for_one restart are stopped and, as in OTP, not started again.
+   * Omitted: no temporary siblings.
+   */
+  readonly childRestart?: readonly RestartType[];
   /** Which children are currently running (the failed one counts as not running). */
   readonly alive: readonly boolean[];
   readonly restartTimes: readonly number[];
@@ -65,6 +74,7 @@ export function planRestart(input: FailureInput): { decision: RestartDecision; r
     for (let i = childCount - 1; i >= 0; i--) if (i === failed || alive[i]) all.push(i);
     return { decision: { action: 'escalate', stop: all }, restartTimes: window.times };
   }
-  const start = affectedChildren(strategy, childCount, failed, alive);
-  return { decision: { action: 'restart', stop: [...start].reverse(), start }, restartTimes: window.times };
+  const affected = affectedChildren(strategy, childCount, failed, alive);
+  const start = affected.filter((i) => input.childRestart?.[i] !== 'temporary');
+  return { decision: { action: 'restart', stop: [...affected].reverse(), start }, restartTimes: window.times };
 }

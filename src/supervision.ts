@@ -95,6 +95,7 @@ export class Supervision {
       childCount: sup.children.length,
       failed: index,
       failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
+      childRestart: sup.children.map((c) => (c.kind === 'worker' ? c.restart : 'permanent')),
       alive: sup.children.map((c, i) => i !== index && isAlive(c)),
       restartTimes: sup.restartTimes,
       intensity: sup.intensity,
@@ -110,7 +111,10 @@ export class Supervision {
       sup.life = 'restarting';
       const nodes = decision.start.map((i) => sup.children[i]!);
       this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
-      for (const i of decision.stop) await this.stop(sup.children[i]!, 'restart');
+      for (const i of decision.stop) {
+        const child = sup.children[i]!;
+        await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== index ? 'temporary' : 'restart');
+      }
       try {
         for (const node of nodes) {
           for (const w of workersOf(node)) {

@@ -164,3 +164,21 @@ test('recordRestart and planRestart do not mutate their inputs', (t) => {
   );
   t.pass();
 });
+
+test('planRestart: temporary siblings caught in a one_for_all or rest_for_one restart are stopped but not started again', (t) => {
+  for (const strategy of ['one_for_all', 'rest_for_one'] as const) {
+    const { decision } = planRestart({
+      strategy,
+      childCount: 3,
+      failed: 0,
+      failedRestart: 'permanent',
+      childRestart: ['permanent', 'temporary', 'permanent'],
+      alive: [false, true, true],
+      restartTimes: [],
+      intensity: 5,
+      periodMs: 1000,
+      now: 0,
+    });
+    t.deepEqual(decision, { action: 'restart', stop: [2, 1, 0], start: [0, 2] }, strategy);
+  }
+});
