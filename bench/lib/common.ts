@@ -3,7 +3,7 @@
  * Everything here is measurement plumbing; nothing touches the engine's internals.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -90,7 +90,7 @@ export function printTable(title: string, rows: (string | number)[][], notes: st
 
 export function machineInfo(): Record<string, unknown> {
   const c = cpus();
-  return { node: process.version, cpus: c.length, cpuModel: c[0]?.model ?? '?', memGB: Math.round(totalmem() / 2 ** 30), platform: process.platform };
+  return { node: process.version, cpus: c.length, cpuModel: c[0]?.model ?? '?', memGB: Math.round(totalmem() / 2 ** 30), platform: process.platform, loadavg1m: Number(loadavg()[0]!.toFixed(2)) };
 }
 
 /** Writes bench/results/<section>.json. */
