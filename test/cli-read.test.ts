@@ -13,6 +13,7 @@ test.before(async () => {
 test('inspect prints every machine state as key => value lines', async (t) => {
   const r = await runCli(['inspect', '--db', db]);
   t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '', 'no progress bar into a pipe');
   t.regex(r.stdout, /^kv1 {2}seq 14 /m);
   t.regex(r.stdout, /snapshot @10 \+ 4 replayed/);
   t.regex(r.stdout, /^ {2}k1 => 1$/m);

@@ -37,15 +37,15 @@ interface Inspected {
 function earliestRetained(store: Store, name: string): number {
   const firstLogged = store.db.prepare(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck().get(name) as number | null;
   const oldestSnapshot = store.db.prepare(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck().get(name) as number | null;
-  if (firstLogged === null || firstLogged <= 1) return 0;
-  return oldestSnapshot ?? firstLogged - 1;
+  if (firstLogged !== null && firstLogged <= 1) return 0;
+  return oldestSnapshot ?? (firstLogged === null ? 0 : firstLogged - 1);
 }
 
 function notRetained(store: Store, name: string, at: number): SsmError {
   const from = earliestRetained(store, name);
   return new SsmError(
     'NOT_RETAINED',
-    `the state of ${name} as of seq ${at} is not retained: the log before seq ${from + 1} was pruned, so the earliest state that can be rebuilt is seq ${from}; to keep history for --at, run the application with snapshot: { retainLog: true } (and more keepSnapshots)`,
+    `the state of ${name} as of seq ${at} is not retained: the log up to seq ${from} was pruned, so the earliest state that can be rebuilt is seq ${from}; to keep history for --at, run the application with snapshot: { retainLog: true } (and more keepSnapshots)`,
   );
 }
 
