@@ -8,5 +8,7 @@ export type { StatusNode, WorkerLife, SupervisorLife } from './runtime-tree.js';
 export type { SnapshotPolicy } from './snapshot-policy.js';
 export type { Durability, SnapshotMeta } from './store.js';
 export type { RecoveryReport } from './recovery.js';
-export { openKV, InvalidKeyError, DEFAULT_KV_PATH, type KV, type KVOptions, type EntriesOptions } from './kv.js';
+export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv.js';
 export { kvStore, validateKvInput, type KvInput, type KvState } from './examples/kv-store.js';
+export { serve, type ServeOptions, type HttpEndpoint, type MachineInfo } from './http.js';
+export { HttpError, type ErrorBody } from './http-errors.js';
