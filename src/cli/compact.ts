@@ -59,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
       const app = await startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep });
       try {
         const written = await app.checkpoint();
-        console.log(`checkpointed ${written.length} of ${names.length} machine${names.length === 1 ? '' : 's'} (the others were unchanged)`);
+        console.log(`snapshots written: ${written.length} (machines already up to date: ${names.length - written.length})`);
       } finally {
         await app.stop();
       }

@@ -3,9 +3,9 @@ import { describe } from '../errors.js';
 import { sha256, type Store } from '../store.js';
 import { parseCommand } from './args.js';
 import { positionalsAtMost, usageGuard } from './common.js';
-import { table } from './format.js';
+import { bytes, table } from './format.js';
 import { MODULE_HELP, loadMachines, machineNames, openReadOnly, rebuild, type MachineResolver } from './machines.js';
-import { progress } from './progress.js';
+import { progress, type Progress } from './progress.js';
 
 export const summary = 'check a database: SQLite integrity, snapshot checksums, log continuity, dry-run replay';
 
@@ -77,7 +77,7 @@ function snapshots(store: Store, names: readonly string[]): Check[] {
   return out;
 }
 
-function log(store: Store, name: string): Check {
+function log(store: Store, name: string, bar: Progress): Check {
   const oldestSnapshot = store.db.prepare('SELECT min(seq) FROM snapshots WHERE machine = ?').pluck().get(name) as number | null;
   const problems: string[] = [];
   let prev: number | null = null;
@@ -85,6 +85,7 @@ function log(store: Store, name: string): Check {
   let rows = 0;
   for (const r of store.db.prepare('SELECT first_seq, last_seq, count, requests FROM request_log WHERE machine = ? ORDER BY last_seq').iterate(name) as Iterable<{ first_seq: number; last_seq: number; count: number; requests: Uint8Array }>) {
     rows++;
+    bar.add(r.requests.byteLength);
     first ??= r.first_seq;
     const span = `${r.first_seq}..${r.last_seq}`;
     if (r.last_seq < r.first_seq || r.count !== r.last_seq - r.first_seq + 1) problems.push(`row ${span} says count ${r.count}`);
@@ -146,7 +147,13 @@ export async function run(argv: string[]): Promise<number> {
         const names = machineNames(store);
         checks.push(...integrity(store));
         checks.push(...snapshots(store, names));
-        for (const name of names) checks.push(log(store, name));
+        const logBytes = store.db.prepare('SELECT coalesce(sum(size), 0) FROM request_log').pluck().get() as number;
+        const bar = progress('checking logs', logBytes, { unit: bytes });
+        try {
+          for (const name of names) checks.push(log(store, name, bar));
+        } finally {
+          bar.done();
+        }
         for (const name of names) checks.push(replay(store, name, resolveMachine));
       } finally {
         store.db.exec('COMMIT');
