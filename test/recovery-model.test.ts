@@ -177,7 +177,7 @@ test('recovered state equals a Map model after every operation, crash and restar
         await app.stop();
       }
     }),
-    { numRuns: Number(process.env['SSM_MODEL_RUNS'] ?? 40) },
+    { numRuns: Number(process.env['SSM_MODEL_RUNS'] ?? 100) },
   );
   t.true(runs >= 1);
 });
