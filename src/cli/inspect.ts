@@ -62,6 +62,9 @@ export async function run(argv: string[]): Promise<number> {
     if (at !== undefined && only === undefined) throw new ConfigError('--at needs a MACHINE: sequence numbers are per machine (usage: ssm inspect MACHINE --at SEQ)');
     const resolveMachine = await loadMachines(values.module);
     const store = openReadOnly(values.db);
+    // One read transaction: a server snapshotting and pruning meanwhile cannot pull the log
+    // out from under the replay.
+    store.db.exec('BEGIN');
     try {
       if (only !== undefined) requireMachine(store, only);
       const rows = new Map(store.machines().map((m) => [m.name, m]));
@@ -115,6 +118,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(lines.join('\n'));
       return 0;
     } finally {
+      if (store.db.inTransaction) store.db.exec('COMMIT');
       store.close();
     }
   });
