@@ -66,13 +66,15 @@ export interface MachineInfo {
   readonly seq: number;
   /** Sequence number of the latest snapshot (0: none yet). */
   readonly snapshotSeq: number;
+  /** The latest snapshot: what it covers, when it was taken, its size in bytes. */
+  readonly snapshot: { readonly seq: number; readonly takenAt: string; readonly size: number } | null;
   readonly version: number;
 }
 
 function flatten(node: StatusNode, path: string[] = []): MachineInfo[] {
   if (node.kind === 'supervisor') return node.children.flatMap((c) => flatten(c, [...path, node.name]));
-  const { name, status, restarts, lastError, seq, snapshotSeq, version } = node;
-  return [{ name, supervisors: path, status, restarts, lastError, seq, snapshotSeq, version }];
+  const { name, status, restarts, lastError, seq, snapshotSeq, snapshot, version } = node;
+  return [{ name, supervisors: path, status, restarts, lastError, seq, snapshotSeq, snapshot, version }];
 }
 
 function positiveInt(name: string, v: number): number {

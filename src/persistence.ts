@@ -24,6 +24,7 @@ export class Persistence {
     w.state = state;
     w.seq = report.seq;
     w.snapshotSeq = report.snapshotSeq;
+    w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
     w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? Date.now() : null };
     return report;
   }
@@ -43,6 +44,7 @@ export class Persistence {
     }
     const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog);
     w.snapshotSeq = w.seq;
+    w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };
     this.metrics.snapshots++;
     this.metrics.snapshotSeconds.observe((performance.now() - t0) / 1000);

@@ -10,6 +10,8 @@ export interface RecoveryReport {
   /** Sequence number of the snapshot used (0 for init). */
   readonly snapshotSeq: number;
   readonly snapshotVersion: number | null;
+  /** The snapshot used, without its state (null for init). */
+  readonly snapshot: SnapshotMeta | null;
   /** Snapshots skipped, with why. */
   readonly rejected: readonly { readonly seq: number; readonly id: number; readonly reason: string }[];
   /** Requests replayed from the log. */
@@ -110,6 +112,7 @@ export function recoverState<S>(store: Store, name: string, machine: AnyMachine,
       path,
       snapshotSeq: base?.meta.seq ?? 0,
       snapshotVersion: base?.meta.stateVersion ?? null,
+      snapshot: base?.meta ?? null,
       rejected,
       replayed,
       replayedBytes,

@@ -1,6 +1,13 @@
 import type { AnyMachine } from './machine.js';
 import type { RestartType, Strategy, SupervisorSpec, WorkerSpec } from './tree.js';
 
+/** A snapshot as shown in status: what it covers, when, how big. */
+export interface SnapshotInfo {
+  readonly seq: number;
+  readonly takenAt: string;
+  readonly size: number;
+}
+
 /** A machine's state of life. */
 export type WorkerLife = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed';
 export type SupervisorLife = 'running' | 'restarting' | 'failed' | 'stopped';
@@ -25,6 +32,8 @@ export class WorkerNode {
   seq = 0;
   /** Sequence number of the latest good snapshot. */
   snapshotSeq = 0;
+  /** The latest good snapshot, without its state. */
+  snapshot: SnapshotInfo | null = null;
   growth: Growth = { requests: 0, bytes: 0, firstAt: null };
   restarts = 0;
   lastError: string | null = null;
@@ -91,6 +100,8 @@ export type StatusNode =
       readonly seq: number;
       /** Sequence number of the latest snapshot. */
       readonly snapshotSeq: number;
+      /** The latest snapshot (null if none yet). */
+      readonly snapshot: SnapshotInfo | null;
       readonly version: number;
     };
 
@@ -106,6 +117,7 @@ export function statusOf(node: RuntimeNode): StatusNode {
     lastError: node.lastError,
     seq: node.seq,
     snapshotSeq: node.snapshotSeq,
+    snapshot: node.snapshot,
     version: node.machine.version,
   };
 }

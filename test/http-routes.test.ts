@@ -67,6 +67,10 @@ test('GET /v1/machines: tree and flat list with status, restarts, seq and snapsh
   t.deepEqual(c.json().snapshots.map((s: { machine: string; seq: number }) => [s.machine, s.seq]), [['kv1', 2]]);
   const after = (await request(h.url, '/v1/machines')).json();
   t.is(after.machines[0].snapshotSeq, 2);
+  t.is(kv1.snapshot, null);
+  t.is(after.machines[0].snapshot.seq, 2);
+  t.true(after.machines[0].snapshot.size > 0);
+  t.regex(after.machines[0].snapshot.takenAt, /^\d{4}-\d\d-\d\dT/);
 });
 
 test('POST /v1/checkpoint?name= snapshots one machine; unknown name is 404', async (t) => {
