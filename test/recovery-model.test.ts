@@ -2,14 +2,16 @@
  * Recovery equals uninterrupted execution. Random sequences of KV operations, deliberate crashes
  * (lookup "crash"), concurrent bursts (several requests per batch), checkpoints, graceful
  * restarts and restarts whose terminate snapshot fails (so recovery must replay the log), under
- * small snapshot policies: after every operation each machine's state, read back through the
- * API, equals a plain Map model, and its sequence number equals the count of logged writes.
+ * small snapshot policies and each restart strategy: after every operation each machine's state,
+ * read back through the API, equals a plain Map model, and its sequence number equals the count
+ * of logged writes.
  */
 import test from 'ava';
 import fc from 'fast-check';
 import type { App } from '../src/application.js';
 import type { LifecycleEvent } from '../src/logger.js';
 import type { Durability } from '../src/store.js';
+import type { Strategy } from '../src/tree.js';
 import { kvEntries, kvTree, modelEntries, recoveryOf, startRecording, tempDb, workerStatus } from './helpers/persistence-kv.js';
 
 const MACHINES = ['kv1', 'kv2'] as const;
@@ -51,6 +53,8 @@ const config = fc.record({
   keepSnapshots: fc.integer({ min: 1, max: 3 }),
   retainLog: fc.boolean(),
   durability: fc.constantFrom<Durability>('full', 'normal'),
+  // Under rest_for_one / one_for_all a crash also restarts healthy siblings (snapshotted on the way).
+  strategy: fc.constantFrom<Strategy>('one_for_one', 'rest_for_one', 'one_for_all'),
 });
 
 /** What the model says a request answers, applying it to the model. */
@@ -103,10 +107,10 @@ test('recovered state equals a Map model after every operation, crash and restar
       };
       const models: Record<M, Map<string, unknown>> = { kv1: new Map(), kv2: new Map() };
       const seqs: Record<M, number> = { kv1: 0, kv2: 0 };
-      let { app, events } = await startRecording(kvTree(MACHINES), options);
+      let { app, events } = await startRecording(kvTree(MACHINES, undefined, cfg.strategy), options);
       const restart = async (): Promise<LifecycleEvent[]> => {
         await app.stop();
-        ({ app, events } = await startRecording(kvTree(MACHINES), options));
+        ({ app, events } = await startRecording(kvTree(MACHINES, undefined, cfg.strategy), options));
         return events;
       };
       const check = async (where: string): Promise<void> => {

@@ -14,7 +14,7 @@ import type { LifecycleEvent } from '../../src/logger.js';
 import type { AnyMachine } from '../../src/machine.js';
 import type { RecoveryReport } from '../../src/recovery.js';
 import type { StatusNode } from '../../src/runtime-tree.js';
-import { supervisor, worker, type SupervisorSpec } from '../../src/tree.js';
+import { supervisor, worker, type Strategy, type SupervisorSpec } from '../../src/tree.js';
 
 /** A fresh temp directory with a database path inside; removed when the test ends. */
 export function tempDb(t: ExecutionContext, prefix = 'ssm-persist-'): string {
@@ -24,9 +24,9 @@ export function tempDb(t: ExecutionContext, prefix = 'ssm-persist-'): string {
 }
 
 /** A one_for_one tree of KV machines whose supervisor allows many restarts (crashes are part of the tests). */
-export function kvTree(names: readonly string[] = ['kv1', 'kv2'], machine: AnyMachine = kvStore()): SupervisorSpec {
+export function kvTree(names: readonly string[] = ['kv1', 'kv2'], machine: AnyMachine = kvStore(), strategy: Strategy = 'one_for_one'): SupervisorSpec {
   return supervisor(
-    'one_for_one',
+    strategy,
     names.map((n) => worker(n, machine)),
     { intensity: 1_000_000, periodMs: 1000, name: 'root' },
   );
