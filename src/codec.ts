@@ -49,6 +49,21 @@ export function cborCodec<I = unknown, O = unknown>(): Codec<I, O> {
   };
 }
 
+/**
+ * `JSON.parse` for untrusted input, refusing objects with a `__proto__` key. JSON.parse makes
+ * such a key an ordinary own property, but the CBOR decoder renames it to `__proto_` (cbor-x's
+ * guard against prototype pollution), so the input would be logged as something that replays
+ * differently and recovery would not reproduce the state. Throws {@link DecodeError}.
+ */
+export function parseUntrustedJson(text: string): unknown {
+  return JSON.parse(text, refuseProtoKey);
+}
+
+function refuseProtoKey(key: string, value: unknown): unknown {
+  if (key === '__proto__') throw new DecodeError('the JSON key "__proto__" is not accepted');
+  return value;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
 
@@ -58,7 +73,7 @@ export function jsonCodec<I = unknown, O = unknown>(): Codec<I, O> {
     contentType: 'application/json',
     decode: (bytes) => {
       try {
-        return JSON.parse(utf8.decode(bytes)) as I;
+        return parseUntrustedJson(utf8.decode(bytes)) as I;
       } catch (err) {
         throw new DecodeError(`undecodable JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { App } from './application.js';
+import { parseUntrustedJson } from './codec.js';
 import { ConfigError, DecodeError, describe } from './errors.js';
 import { bearerChecker } from './http-auth.js';
 import { readBody } from './http-body.js';
@@ -91,7 +92,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function parseJsonBody(body: Buffer): unknown {
   try {
-    return JSON.parse(utf8.decode(body));
+    return parseUntrustedJson(utf8.decode(body));
   } catch (err) {
     throw new DecodeError(`undecodable JSON: ${describe(err)}`, { cause: err });
   }
