@@ -214,10 +214,29 @@ export async function runWrites(profile: Profile): Promise<Record<string, unknow
     singleCallerP50_over_rawInsertCommitP50: ours('full', 1).p50! / avgRawP50('1 insert/commit', 'full'),
     singleCallerMean_over_rawInsertCommitMean: ours('full', 1).mean! / avgRawMean('1 insert/commit', 'full'),
   };
+  // The disk here is shared and noisy (fsync rates swing several-fold within a minute), so the
+  // issue-3 ratios are also measured as back-to-back pairs of short runs; their median is the verdict.
+  const pairs: { batched256: number; oneCommit: number; ours256: number; ours1: number; p50Ours1: number; p50Raw1: number }[] = [];
+  const PT = Math.max(0.5, T / 2);
+  for (let k = 0; k < (profile.full ? 5 : 3); k++) {
+    log(`writes: paired ratio run ${k + 1}`);
+    const b = rawRun(256, 'FULL', PT);
+    const o = await oursRun('full', 256, PT);
+    const r1 = rawRun(1, 'FULL', PT);
+    const o1 = await oursRun('full', 1, PT);
+    pairs.push({ batched256: b.opsPerSec, ours256: o.opsPerSec, oneCommit: r1.opsPerSec, ours1: o1.opsPerSec, p50Ours1: o1.p50!, p50Raw1: r1.p50! });
+  }
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+  const paired = {
+    oursAt256_over_rawBatched256: med(pairs.map((x) => x.ours256 / x.batched256)),
+    oursAt256_over_rawOneCommit: med(pairs.map((x) => x.ours256 / x.oneCommit)),
+    singleCallerP50_over_rawInsertCommitP50: med(pairs.map((x) => x.p50Ours1 / x.p50Raw1)),
+    singleCallerMean_over_rawInsertCommitMean: med(pairs.map((x) => x.oneCommit / x.ours1)),
+  };
   const targets = {
-    oursAt256_over_rawBatched256: { target: '>= 0.5', met: ratios.oursAt256_over_rawBatched256 >= 0.5 },
-    oursAt256_over_rawOneCommit: { target: '>= 25', met: ratios.oursAt256_over_rawOneCommit >= 25 },
-    singleCallerP50_over_rawInsertCommitP50: { target: '<= 1.3', met: ratios.singleCallerP50_over_rawInsertCommitP50 <= 1.3 },
+    oursAt256_over_rawBatched256: { target: '>= 0.5', value: paired.oursAt256_over_rawBatched256, met: paired.oursAt256_over_rawBatched256 >= 0.5 },
+    oursAt256_over_rawOneCommit: { target: '>= 25', value: paired.oursAt256_over_rawOneCommit, met: paired.oursAt256_over_rawOneCommit >= 25 },
+    singleCallerP50_over_rawInsertCommitP50: { target: '<= 1.3', value: paired.singleCallerP50_over_rawInsertCommitP50, met: paired.singleCallerP50_over_rawInsertCommitP50 <= 1.3 },
   };
 
   printTable(
@@ -233,14 +252,15 @@ export async function runWrites(profile: Profile): Promise<Record<string, unknow
       'lmdb/classic-level durability: lmdb default (sync on commit), classic-level sync:true.',
     ],
   );
-  printTable('writes: issue-3 ratios (durability full)', [
-    ['ratio', 'value', 'target', 'met'],
-    ['ssm@256 / raw 256-per-commit', fmt(ratios.oursAt256_over_rawBatched256, 2), '>= 0.5', targets.oursAt256_over_rawBatched256.met ? 'yes' : 'NO'],
-    ['ssm@256 / raw 1-per-commit', fmt(ratios.oursAt256_over_rawOneCommit, 1), '>= 25', targets.oursAt256_over_rawOneCommit.met ? 'yes' : 'NO'],
-    ['ssm@1 p50 latency / raw insert+commit p50', fmt(ratios.singleCallerP50_over_rawInsertCommitP50, 2), '<= 1.3', targets.singleCallerP50_over_rawInsertCommitP50.met ? 'yes' : 'NO'],
-    ['ssm@1 mean latency / raw insert+commit mean', fmt(ratios.singleCallerMean_over_rawInsertCommitMean, 2), '(info)', ''],
+  const yes = (b: boolean): string => (b ? 'yes' : 'NO');
+  printTable(`writes: issue-3 ratios (durability full); paired = median of ${pairs.length} back-to-back pairs of ${PT}s runs`, [
+    ['ratio', 'paired (verdict)', 'table above', 'target', 'met'],
+    ['ssm@256 / raw 256-per-commit', fmt(paired.oursAt256_over_rawBatched256, 2), fmt(ratios.oursAt256_over_rawBatched256, 2), '>= 0.5', yes(targets.oursAt256_over_rawBatched256.met)],
+    ['ssm@256 / raw 1-per-commit', fmt(paired.oursAt256_over_rawOneCommit, 1), fmt(ratios.oursAt256_over_rawOneCommit, 1), '>= 25', yes(targets.oursAt256_over_rawOneCommit.met)],
+    ['ssm@1 p50 latency / raw insert+commit p50', fmt(paired.singleCallerP50_over_rawInsertCommitP50, 2), fmt(ratios.singleCallerP50_over_rawInsertCommitP50, 2), '<= 1.3', yes(targets.singleCallerP50_over_rawInsertCommitP50.met)],
+    ['ssm@1 mean latency / raw insert+commit mean', fmt(paired.singleCallerMean_over_rawInsertCommitMean, 2), fmt(ratios.singleCallerMean_over_rawInsertCommitMean, 2), '(info)', ''],
   ]);
-  const data = { secondsPerRow: T, rows, ratios, targets };
+  const data = { secondsPerRow: T, rows, ratios, pairedRatios: paired, pairs, targets };
   writeResult('writes', profile, data);
   return data;
 }
