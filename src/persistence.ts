@@ -21,6 +21,13 @@ export class Persistence {
   /** Rebuilds `w`'s state from its snapshot and log (throws RecoveryError; deletes nothing). */
   restore(w: WorkerNode): RecoveryReport {
     const { state, report } = recoverState(this.store, w.name, w.machine);
+    for (const r of report.rejected) {
+      try {
+        this.store.rejectSnapshot(r.id, r.reason);
+      } catch {
+        // Quarantine is bookkeeping: recovery already skipped the snapshot and will again.
+      }
+    }
     w.state = state;
     w.seq = report.seq;
     w.snapshotSeq = report.snapshotSeq;

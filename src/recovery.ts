@@ -39,7 +39,7 @@ export function recoverState<S>(store: Store, name: string, machine: AnyMachine,
   const rejected: { seq: number; id: number; reason: string }[] = [];
   let base: { meta: SnapshotMeta; state: unknown } | null = null;
   for (const meta of store.snapshots(name)) {
-    if (meta.seq > uptoSeq) continue;
+    if (meta.seq > uptoSeq || meta.rejected !== null) continue;
     const bytes = store.snapshotState(meta.id);
     if (!bytes) continue;
     if (sha256(bytes) !== meta.checksum) {

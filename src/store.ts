@@ -36,6 +36,8 @@ export interface SnapshotMeta {
   readonly reason: string;
   readonly size: number;
   readonly checksum: string;
+  /** Why recovery quarantined this snapshot, or null if it is good. */
+  readonly rejected: string | null;
 }
 
 export interface LogRow {
@@ -176,11 +178,12 @@ export class Store {
       updateMachine: this.readonly ? null : p(`UPDATE machines SET status = ?, state_version = ?, restarts = restarts + ?, last_error = coalesce(?, last_error), updated_at = ? WHERE name = ?`),
       insertLog: this.readonly ? null : p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       insertSnapshot: this.readonly ? null : p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      pruneSnapshots: this.readonly ? null : p(`DELETE FROM snapshots WHERE machine = ? AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC LIMIT ?)`),
-      oldestSnapshotSeq: p(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck(),
+      pruneSnapshots: this.readonly ? null : p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
+      oldestSnapshotSeq: p(`SELECT min(seq) FROM snapshots WHERE machine = ? AND rejected IS NULL`).pluck(),
+      rejectSnapshot: this.readonly ? null : p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
       truncateLog: this.readonly ? null : p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
       insertFailed: this.readonly ? null : p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
+      snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
       snapshotState: p(`SELECT state FROM snapshots WHERE id = ?`).pluck(),
       logAfter: p(`SELECT first_seq, last_seq, logged_at, requests FROM request_log WHERE machine = ? AND last_seq > ? ORDER BY last_seq`).raw(),
       lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0))`).pluck(),
@@ -247,9 +250,17 @@ export class Store {
           if (oldest !== null) this.w(this.st.truncateLog).run(machine, oldest);
         }
         this.faults.beforeSnapshotCommit?.(machine, seq);
-        return { id: Number(info.lastInsertRowid), machine, seq, stateVersion, takenAt, reason, size: state.byteLength, checksum };
+        return { id: Number(info.lastInsertRowid), machine, seq, stateVersion, takenAt, reason, size: state.byteLength, checksum, rejected: null };
       })(),
     );
+  }
+
+  /**
+   * Quarantines a snapshot recovery found corrupt: kept for inspection, never used again, and
+   * no longer counted among the kept snapshots (so a good older one is not pruned for it).
+   */
+  rejectSnapshot(id: number, reason: string): void {
+    wrap('quarantining snapshot', () => this.w(this.st.rejectSnapshot).run(reason, id));
   }
 
   /** Records a request whose step threw. */
