@@ -11,7 +11,7 @@ export const summary = 'checkpoint every machine, prune the log and old snapshot
 
 const USAGE = `Usage: ssm compact [--db PATH] [--keep N] [--module PATH]
 
-Shrinks a database: snapshots every machine (as ssm checkpoint), deletes all but the newest
+Shrinks a database: snapshots every machine (as ssm checkpoint), deletes quarantined (corrupt) snapshots and all but the newest
 --keep snapshots of each machine and the log entries those snapshots cover (the history that
 ssm inspect --at and ssm log read), then VACUUMs the file. Prints the size before and after.
 Needs the writer role: stop the server first.
@@ -72,11 +72,11 @@ export async function run(argv: string[]): Promise<number> {
       store.db.transaction(() => {
         for (const name of names) {
           snapshots += store.db
-            .prepare(`DELETE FROM snapshots WHERE machine = @name AND id NOT IN (SELECT id FROM snapshots WHERE machine = @name ORDER BY seq DESC, id DESC LIMIT @keep)`)
+            .prepare(`DELETE FROM snapshots WHERE machine = @name AND (rejected IS NOT NULL OR id NOT IN (SELECT id FROM snapshots WHERE machine = @name AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT @keep))`)
             .run({ name, keep }).changes;
           // Keep the log back to the oldest kept snapshot, as the engine does, so that snapshot
           // stays a usable fall-back.
-          const oldest = store.db.prepare(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck().get(name) as number | null;
+          const oldest = store.db.prepare(`SELECT min(seq) FROM snapshots WHERE machine = ? AND rejected IS NULL`).pluck().get(name) as number | null;
           if (oldest !== null) logRows += store.db.prepare(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`).run(name, oldest).changes;
         }
       })();
