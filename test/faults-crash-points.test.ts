@@ -8,9 +8,9 @@ import test, { type ExecutionContext } from 'ava';
 import BetterSqlite3 from 'better-sqlite3';
 import { copyFileSync, existsSync } from 'node:fs';
 import { startApplication } from '../src/application.js';
-import { loadMigrations, migrate } from '../src/migrations.js';
+import { latestSchemaVersion, loadMigrations, migrate } from '../src/migrations.js';
 import { childValue, kvTree, rawDb, tableCounts, tempDb } from './helpers/persistence-kv.js';
-import { FAULTS_TEST_MIGRATION } from './helpers/faults-migration.js';
+import { faultsTestMigration } from './helpers/faults-migration.js';
 import { acks, runFixture } from './helpers/faults-spawn.js';
 
 /** Reopens `db`, checks every acknowledged write, writes more and checks those survive a restart. Returns keys present but never acknowledged. */
@@ -98,9 +98,10 @@ test('mid-migration on a database with acknowledged data: the data and the old s
   const before = tableCounts(db);
 
   const r = await runFixture(['migrate', db], { SSM_CRASH_POINT: 'mid-migration' });
-  t.is(r.signal, 'SIGKILL', `killed inside migration 2; stderr: ${r.stderr}`);
+  t.is(r.signal, 'SIGKILL', `killed inside the test migration; stderr: ${r.stderr}`);
   const raw = rawDb(db);
-  t.is(raw.pragma('user_version', { simple: true }), 1, 'still schema version 1');
+  const latest = latestSchemaVersion();
+  t.is(raw.pragma('user_version', { simple: true }), latest, 'still the shipped schema version');
   t.false((raw.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('machines') as string[]).includes('note'), 'the added column was rolled back');
   t.is(raw.prepare(`SELECT count(*) FROM machines WHERE status = 'migrated'`).pluck().get(), 0, 'the data rewrite was rolled back');
   raw.close();
@@ -110,10 +111,10 @@ test('mid-migration on a database with acknowledged data: the data and the old s
   const copy = db.replace(/app\.db$/, 'copy.db');
   for (const suffix of ['', '-wal']) if (existsSync(db + suffix)) copyFileSync(db + suffix, copy + suffix);
   const conn = new BetterSqlite3(copy);
-  t.deepEqual(migrate(conn, [...loadMigrations(), FAULTS_TEST_MIGRATION]), { from: 1, to: 2 });
+  t.deepEqual(migrate(conn, [...loadMigrations(), faultsTestMigration()]), { from: latest, to: latest + 1 });
   t.is(conn.prepare('SELECT count(*) FROM faults_test_extra').pluck().get(), before.log);
   conn.close();
 
-  // The original, still version 1, serves with every acknowledged write.
+  // The original, still at the shipped version, serves with every acknowledged write.
   await verifyAfterCrash(t, db, acked);
 });

@@ -94,7 +94,6 @@ test('onTerminate hooks that hang forever: stop() completes within the grace tim
   const db = tempDb(t, 'ssm-faults-sup-');
   const grace = 300;
   const hanging = defineMachine<Map<string, unknown>, { key: string; value: unknown }, null>({
-    ...kvStore(),
     init: () => new Map(),
     step: (input, state) => [state.set(input.key, input.value), null],
     onTerminate: () => new Promise<void>(() => {}),

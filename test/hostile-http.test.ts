@@ -37,7 +37,7 @@ interface Reply {
 }
 
 async function post(http: HttpEndpoint, path: string, type: string, body: Uint8Array, headers: Record<string, string> = AUTH): Promise<Reply> {
-  const res = await fetch(`${http.url}${path}`, { method: 'POST', headers: { 'content-type': type, ...headers }, body });
+  const res = await fetch(`${http.url}${path}`, { method: 'POST', headers: { 'content-type': type, ...headers }, body: Buffer.from(body) });
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -126,7 +126,7 @@ test('without the token every protected route is refused (401), whatever the met
   const paths = ['/v1/machines', '/v1/machines/kv1/call', '/v1/checkpoint', '/v1/checkpoint?name=kv1', '/metrics', '/v1/machines/nope/call', '/nope', '/v1/machines/kv1/call?x=1', '//v1/machines', '/v1/machines/../checkpoint'];
   for (const path of paths) {
     for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'HEAD']) {
-      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }, { authorization: `Bearer  ${TOKEN.slice(0, -1)}` }]) {
+      for (const headers of <Record<string, string>[]>[{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }, { authorization: `Bearer  ${TOKEN.slice(0, -1)}` }]) {
         const res = await fetch(`${http.url}${path}`, { method, headers: { ...headers, 'content-type': 'application/json' }, body: method === 'GET' || method === 'HEAD' ? undefined : '{"op":"store","key":"x","value":1}' });
         t.is(res.status, 401, `${method} ${path} ${JSON.stringify(headers)}`);
         await res.arrayBuffer();
