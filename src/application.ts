@@ -248,11 +248,12 @@ export class App {
     const targets = name === undefined ? this.order : [this.workers.get(name)];
     if (targets.some((w) => !w)) return Promise.reject(new UnknownMachineError(name!));
     if (this.ended) return Promise.reject(new ApplicationStoppedError());
-    return this.loop.exclusive(() => {
+    return this.loop.exclusive(async () => {
+      if (this.ended) throw new ApplicationStoppedError();
       const out: SnapshotMeta[] = [];
       for (const w of targets as WorkerNode[]) {
         if (w.life !== 'running') continue;
-        const meta = this.persistence.checkpoint(w, 'checkpoint');
+        const meta = await this.persistence.checkpoint(w, 'checkpoint');
         if (meta) out.push(meta);
       }
       return out;
@@ -284,10 +285,27 @@ export class App {
   private snapshotDueByTime(): void {
     if (this.ended) return;
     const now = Date.now();
-    const due = this.order.filter((w) => w.life === 'running' && w.growth.requests > 0);
-    if (due.length === 0) return;
-    void this.loop.exclusive(() => {
-      for (const w of due) if (w.life === 'running' && !this.ended) this.persistence.maybeSnapshot(w, now);
+    this.snapshotLater(this.order.filter((w) => w.life === 'running' && this.persistence.due(w, now)));
+  }
+
+  /**
+   * Policy snapshots run between batches. A small state is encoded at once; a large one in
+   * slices under the loop's lock, so steps wait but the Node.js event loop (I/O, timers) does
+   * not stall for the whole encoding.
+   */
+  private snapshotLater(due: WorkerNode[]): void {
+    const workers: WorkerNode[] = [];
+    for (const w of due) {
+      if (this.persistence.isLarge(w)) workers.push(w);
+      else this.persistence.tryCheckpointNow(w, 'policy');
+    }
+    if (workers.length === 0) return;
+    for (const w of workers) w.snapshotPending = true;
+    void this.loop.exclusive(async () => {
+      for (const w of workers) {
+        w.snapshotPending = false;
+        if (w.life === 'running' && !this.ended) await this.persistence.tryCheckpoint(w, 'policy');
+      }
     });
   }
 
@@ -343,6 +361,8 @@ export class App {
         w.state = result[0];
         r.output = result[1];
       } catch (err) {
+        // Its memory may be half-mutated from here on: nothing may snapshot or step it.
+        w.life = 'crashed';
         crashed = i;
         crashError = err;
         crashInput = logged;
@@ -401,7 +421,7 @@ export class App {
     }
     if (!storageError) {
       const now = Date.now();
-      for (const w of groups.keys()) this.persistence.maybeSnapshot(w, now);
+      this.snapshotLater([...groups.keys()].filter((w) => w.life === 'running' && !w.snapshotPending && this.persistence.due(w, now)));
     }
 
     // After a failed commit a machine may be left crashed (its reload failed too).
@@ -428,7 +448,7 @@ export class App {
         // The caller hears of the crash once its supervisor has acted, so its next call meets
         // the restarted machine.
         try {
-          if (w.life === 'running') await this.supervision.crashed(w, crashError);
+          await this.supervision.crashed(w, crashError);
         } finally {
           r.settle(new MachineCrashedError(w.name, crashError));
         }

@@ -1,11 +1,13 @@
-import { encodeCbor } from './codec.js';
 import { StorageError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { recoverState, type RecoveryReport } from './recovery.js';
 import type { WorkerNode } from './runtime-tree.js';
+import { SLICE_ENTRIES, encodeStateSlices } from './snapshot-encoding.js';
 import { snapshotDue, type ResolvedSnapshotPolicy } from './snapshot-policy.js';
 import type { SnapshotMeta, Store } from './store.js';
+
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export type SnapshotReason = 'policy' | 'terminate' | 'restart' | 'checkpoint';
 
@@ -37,20 +39,54 @@ export class Persistence {
   }
 
   /**
-   * Writes a snapshot of `w`'s current state if it has changed since the last one. Never call
-   * this for a crashed machine: its memory may be corrupt. Throws StorageError.
+   * Writes a snapshot of `w`'s current state if it has changed since the last one. The state is
+   * encoded in slices with a yield to the Node.js event loop between them (see
+   * {@link encodeStateSlices}), so the caller must keep steps from running meanwhile: run it
+   * under the event loop's `exclusive`. Never call this for a crashed machine: its memory may be
+   * corrupt. Throws StorageError.
    */
-  checkpoint(w: WorkerNode, reason: SnapshotReason): SnapshotMeta | null {
+  async checkpoint(w: WorkerNode, reason: SnapshotReason): Promise<SnapshotMeta | null> {
+    if (w.seq === w.snapshotSeq && w.growth.requests === 0) return null;
+    const seq = w.seq;
+    const t0 = performance.now();
+    const chunks: Uint8Array[] = [];
+    let first = true;
+    for (const chunk of this.encode(w)) {
+      if (!first) await yieldToEventLoop();
+      first = false;
+      chunks.push(chunk);
+    }
+    if (w.seq !== seq) throw new StorageError(`state of ${w.name} changed while it was being encoded for a snapshot (not run under exclusive)`);
+    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0);
+  }
+
+  /**
+   * The same for a state small enough to encode in one slice, without yielding: used between
+   * two batches, where nothing else may run. Throws StorageError.
+   */
+  checkpointNow(w: WorkerNode, reason: SnapshotReason): SnapshotMeta | null {
     if (w.seq === w.snapshotSeq && w.growth.requests === 0) return null;
     const t0 = performance.now();
-    let bytes: Uint8Array;
+    const chunks = [...this.encode(w)];
+    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0);
+  }
+
+  /** Whether encoding `w`'s state takes more than one slice (and so should yield). */
+  isLarge(w: WorkerNode): boolean {
+    return w.state instanceof Map && w.state.size > SLICE_ENTRIES;
+  }
+
+  private *encode(w: WorkerNode): Generator<Uint8Array> {
     try {
-      bytes = encodeCbor(w.state);
+      yield* encodeStateSlices(w.state);
     } catch (err) {
       throw new StorageError(`state of ${w.name} is not encodable as CBOR: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+  }
+
+  private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number): SnapshotMeta {
     const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog);
-    w.snapshotSeq = w.seq;
+    w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };
     this.metrics.snapshots++;
@@ -58,20 +94,32 @@ export class Persistence {
     return meta;
   }
 
-  /** Snapshot by policy after a commit; a failure is reported, not thrown (the log still has it all). */
-  maybeSnapshot(w: WorkerNode, now: number): void {
-    if (!snapshotDue(this.policy, w.growth, now)) return;
-    this.tryCheckpoint(w, 'policy');
+  /** Whether the snapshot policy asks for a snapshot of `w` now. */
+  due(w: WorkerNode, now: number): boolean {
+    return snapshotDue(this.policy, w.growth, now);
   }
 
-  /** Checkpoint that reports failures to the logger instead of throwing. */
-  tryCheckpoint(w: WorkerNode, reason: SnapshotReason): void {
+  /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */
+  async tryCheckpoint(w: WorkerNode, reason: SnapshotReason): Promise<void> {
     try {
-      this.checkpoint(w, reason);
+      await this.checkpoint(w, reason);
     } catch (error) {
-      // Back off: the next attempt comes after as much growth again.
-      w.growth = { requests: 0, bytes: 0, firstAt: null };
-      this.log({ type: 'snapshot_failed', machine: w.name, error });
+      this.snapshotFailed(w, error);
     }
+  }
+
+  /** {@link checkpointNow}, reporting failures to the logger. */
+  tryCheckpointNow(w: WorkerNode, reason: SnapshotReason): void {
+    try {
+      this.checkpointNow(w, reason);
+    } catch (error) {
+      this.snapshotFailed(w, error);
+    }
+  }
+
+  private snapshotFailed(w: WorkerNode, error: unknown): void {
+    // Back off: the next attempt comes after as much growth again.
+    w.growth = { requests: 0, bytes: 0, firstAt: null };
+    this.log({ type: 'snapshot_failed', machine: w.name, error });
   }
 }

@@ -37,6 +37,8 @@ export class WorkerNode {
   growth: Growth = { requests: 0, bytes: 0, firstAt: null };
   restarts = 0;
   lastError: string | null = null;
+  /** A policy snapshot is scheduled and has not run yet. */
+  snapshotPending = false;
 
   constructor(spec: WorkerSpec, readonly parent: SupervisorNode, readonly index: number) {
     this.name = spec.name;

@@ -58,7 +58,7 @@ export class Supervision {
     const w = node;
     if (w.life === 'stopped' || w.life === 'failed') return;
     const corrupt = w.life === 'crashed';
-    if (!corrupt) this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
+    if (!corrupt) await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
     w.life = 'stopped';
