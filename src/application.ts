@@ -151,7 +151,8 @@ export class App {
     try {
       await this.supervision.start(this.root);
     } catch (err) {
-      await this.supervision.stop(this.root, 'stop');
+      // Undo the start without writing: the database stays as found, for whoever repairs it.
+      await this.supervision.stop(this.root, 'abort');
       this.store.close();
       this.ended = true;
       this.resolveStopped({ reason: 'failure', error: err });

@@ -6,7 +6,8 @@ import type { Persistence } from './persistence.js';
 import { planRestart } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
-type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary';
+/** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
+type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort';
 
 /**
  * The supervisor behaviour at run time: starting and stopping subtrees in order, and applying
@@ -58,11 +59,11 @@ export class Supervision {
     const w = node;
     if (w.life === 'stopped' || w.life === 'failed') return;
     const corrupt = w.life === 'crashed';
-    if (!corrupt) await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
+    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
     w.life = 'stopped';
-    this.setStatus(w, corrupt ? 'crashed' : 'stopped');
+    if (reason !== 'abort') this.setStatus(w, corrupt ? 'crashed' : 'stopped');
     this.log({ type: 'terminated', machine: w.name, reason: corrupt ? 'crash' : reason });
   }
 
