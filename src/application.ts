@@ -1,4 +1,4 @@
-import { encodeCbor } from './codec.js';
+import { cbor, encodeCbor } from './codec.js';
 import {
   ApplicationStoppedError,
   CallTimeoutError,
@@ -81,6 +81,8 @@ class Pending implements Request<WorkerNode> {
 }
 
 const noop = (): void => {};
+/** Longest delay a Node.js timer holds; longer ones fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A running supervision tree: one event loop owning every machine, backed by one database.
@@ -118,10 +120,18 @@ export class App {
   /** @internal use {@link startApplication} */
   constructor(tree: SupervisorSpec, options: ApplicationOptions) {
     workerNames(tree);
-    this.log = options.logger === false ? silentLogger : (options.logger ?? stderrLogger);
+    const logger = options.logger === false ? silentLogger : (options.logger ?? stderrLogger);
+    // A logger that throws must not break a batch half-way (replies unsettled) or a restart.
+    this.log = (event) => {
+      try {
+        logger(event);
+      } catch {
+        // Nothing sensible to do with a failing logger but keep serving.
+      }
+    };
     this.callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
-    if (!(this.callTimeoutMs > 0)) throw new ConfigError('callTimeoutMs must be > 0');
+    if (!(this.callTimeoutMs > 0)) throw new ConfigError('callTimeoutMs must be > 0 (Infinity for none)');
     const policy = resolveSnapshotPolicy(options.snapshot);
     this.root = new SupervisorNode(tree, null, 0, tree.name ?? 'root');
     this.order = workersOf(this.root);
@@ -138,11 +148,7 @@ export class App {
       throw err;
     }
     this.persistence = new Persistence(this.store, policy, this.log, this.metrics);
-    if (policy.everyMs > 0) {
-      // Time-based snapshots must also happen when writes stop, so they cannot wait for a batch.
-      this.snapshotTimer = setInterval(() => this.snapshotDueByTime(), Math.max(50, policy.everyMs / 4));
-      this.snapshotTimer.unref();
-    }
+
     this.supervision = new Supervision(this.persistence, this.log, this.metrics, (err) => this.shutdown({ reason: 'failure', error: err }));
   }
 
@@ -159,6 +165,12 @@ export class App {
       throw err;
     }
     this.accepting = true;
+    const { everyMs } = this.persistence.policy;
+    if (everyMs > 0) {
+      // Time-based snapshots must also happen when writes stop, so they cannot wait for a batch.
+      this.snapshotTimer = setInterval(() => this.snapshotDueByTime(), Math.max(50, everyMs / 4));
+      this.snapshotTimer.unref();
+    }
   }
 
   /** Names of the machines, in start order. */
@@ -316,6 +328,7 @@ export class App {
   }
 
   private submit(name: string, input: unknown, wire: boolean, timeoutMs: number | undefined, resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) return this.fail(reject, new ConfigError(`timeoutMs must be a number >= 0, got ${timeoutMs}`));
     if (!this.accepting) return this.fail(reject, new ApplicationStoppedError());
     const w = this.workers.get(name);
     if (!w) return this.fail(reject, new UnknownMachineError(name));
@@ -330,7 +343,8 @@ export class App {
     }
     this.metrics.calls++;
     const ms = timeoutMs ?? this.callTimeoutMs;
-    if (ms > 0 && resolve !== noop) this.deadlines.add(req, ms);
+    // 0, Infinity and anything beyond what a Node.js timer can hold (~24.8 days) mean no timeout.
+    if (ms > 0 && ms <= MAX_TIMER_MS && resolve !== noop) this.deadlines.add(req, ms);
   }
 
   /** Steps a batch, passes its commit point, releases its replies. Synchronous on purpose. */
@@ -348,16 +362,21 @@ export class App {
       }
       const m = w.machine;
       let logged: Uint8Array | null = null;
+      let input = r.input;
       try {
-        if (!m.readOnly(r.input)) {
+        if (!m.readOnly(input)) {
           try {
-            logged = encodeCbor(r.input);
+            logged = encodeCbor(input);
+            // Step on exactly what replay will see (the CBOR round trip), never on the caller's
+            // object: live state and recovered state cannot diverge, and a caller mutating its
+            // object afterwards cannot reach into the state.
+            input = cbor.decode(logged);
           } catch (err) {
             r.error = new EncodeError(`input for ${w.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
             continue;
           }
         }
-        const result = m.step(r.input, w.state);
+        const result = m.step(input, w.state);
         if (!Array.isArray(result) || result.length !== 2) throw new TypeError(`step of ${w.name} must return [state, output]`);
         w.state = result[0];
         r.output = result[1];

@@ -36,18 +36,37 @@ interface LockRow {
   acquired_at: string;
 }
 
+function holderIfAlive(db: Database, me: string): LockRow | null {
+  const row = db.prepare('SELECT pid, host, identity, acquired_at FROM app_lock WHERE id = 1').get() as LockRow | undefined;
+  if (!row || row.identity === me) return null;
+  // A holder on another host cannot be checked from here: refuse rather than guess.
+  if (row.host !== hostname()) return row;
+  const now = processIdentity(row.pid);
+  if (now === null) return null;
+  // Alive, and either the same process or one whose start time cannot be read (hidepid): alive.
+  return now === row.identity || now.endsWith(':?') ? row : null;
+}
+
+function tableExists(db: Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'app_lock'").get() !== undefined;
+}
+
+/** Throws DatabaseLockedError if a live application holds the database (checks only). */
+export function assertUnlocked(db: Database, key: string): void {
+  if (heldHere.has(key)) throw new DatabaseLockedError(key, `another application in this process (pid ${process.pid})`);
+  if (!tableExists(db)) return;
+  const holder = holderIfAlive(db, processIdentity(process.pid) ?? `${process.pid}:?`);
+  if (holder) throw new DatabaseLockedError(key, `pid ${holder.pid} on ${holder.host} since ${holder.acquired_at}`);
+}
+
+/** Takes the writer role (in one immediate transaction with the check), or throws DatabaseLockedError. */
 export function acquireLock(db: Database, key: string): void {
   if (heldHere.has(key)) throw new DatabaseLockedError(key, `another application in this process (pid ${process.pid})`);
   const me = processIdentity(process.pid) ?? `${process.pid}:?`;
-  const host = hostname();
   db.transaction(() => {
-    const row = db.prepare('SELECT pid, host, identity, acquired_at FROM app_lock WHERE id = 1').get() as LockRow | undefined;
-    if (row && row.identity !== me) {
-      // A holder on another host cannot be checked from here: refuse rather than guess.
-      const alive = row.host !== host || processIdentity(row.pid) === row.identity;
-      if (alive) throw new DatabaseLockedError(key, `pid ${row.pid} on ${row.host} since ${row.acquired_at}`);
-    }
-    db.prepare('INSERT OR REPLACE INTO app_lock (id, pid, host, identity, acquired_at) VALUES (1, ?, ?, ?, ?)').run(process.pid, host, me, new Date().toISOString());
+    const holder = holderIfAlive(db, me);
+    if (holder) throw new DatabaseLockedError(key, `pid ${holder.pid} on ${holder.host} since ${holder.acquired_at}`);
+    db.prepare('INSERT OR REPLACE INTO app_lock (id, pid, host, identity, acquired_at) VALUES (1, ?, ?, ?, ?)').run(process.pid, hostname(), me, new Date().toISOString());
   }).immediate();
   heldHere.add(key);
 }

@@ -10,6 +10,15 @@ export async function runWithGrace(fn: () => void | Promise<void>, graceMs: numb
     return { outcome: 'error', error };
   }
   if (!result || typeof (result as Promise<void>).then !== 'function') return { outcome: 'ok' };
+  if (!(graceMs <= 2 ** 31 - 1)) {
+    // No grace limit (Infinity, or beyond what a timer can hold): wait for the hook.
+    try {
+      await result;
+      return { outcome: 'ok' };
+    } catch (error) {
+      return { outcome: 'error', error };
+    }
+  }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => {
     timer = setTimeout(() => r('timeout'), graceMs);

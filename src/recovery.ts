@@ -104,6 +104,12 @@ export function recoverState<S>(store: Store, name: string, machine: AnyMachine,
       replayed++;
     }
   }
+  // The log ends where it ends; but if a snapshot (even a rejected one) or the log says the
+  // machine had reached further, what is missing was acknowledged: refuse to start short of it.
+  const durable = Math.min(store.lastSeq(name), uptoSeq);
+  if (seq < durable) {
+    throw new RecoveryError(name, seq + 1, `the request log has a gap: state can only be rebuilt up to seq ${seq} but seq ${durable} was durable${rejected.length ? ` (snapshots rejected: ${rejected.map((r) => `seq ${r.seq} ${r.reason}`).join('; ')}; the log they covered is gone)` : ''}`);
+  }
   const t3 = performance.now();
   const path = !base ? 'init' : rejected.length > 0 ? 'older-snapshot' : 'snapshot';
   return {

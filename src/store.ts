@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { crashPoint } from './crash-points.js';
-import { acquireLock, releaseLock } from './db-lock.js';
+import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
 import { SchemaVersionError, StorageError } from './errors.js';
 import { checkSchemaReadable, migrate } from './migrations.js';
 
@@ -141,19 +141,27 @@ export class Store {
     const durability = options.durability ?? 'full';
     if (durability !== 'full' && durability !== 'normal') throw new RangeError(`durability must be 'full' or 'normal', got ${String(durability)}`);
     const db = openDatabase(path, false);
+    const key = path === ':memory:' ? null : realpathSync(path);
+    let locked = false;
     try {
       wrap('configuring database', () => {
         if (path !== ':memory:') db.pragma('journal_mode = WAL');
         db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
         db.pragma('busy_timeout = 5000');
         db.pragma('foreign_keys = ON');
-        migrate(db);
       });
-      const key = path === ':memory:' ? null : realpathSync(path);
-      if (key) acquireLock(db, key);
+      // Refuse a live holder before touching the schema: a newer library must not migrate a
+      // database another process is using.
+      if (key) assertUnlocked(db, key);
+      wrap('migrating database', () => migrate(db));
+      if (key) {
+        acquireLock(db, key);
+        locked = true;
+      }
       options.faults?.onOpen?.(db);
       return new Store(db, path, false, key, options);
     } catch (err) {
+      if (locked && key) releaseLock(db, key);
       db.close();
       throw err;
     }
@@ -179,7 +187,7 @@ export class Store {
       insertLog: this.readonly ? null : p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       insertSnapshot: this.readonly ? null : p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       pruneSnapshots: this.readonly ? null : p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
-      oldestSnapshotSeq: p(`SELECT min(seq) FROM snapshots WHERE machine = ? AND rejected IS NULL`).pluck(),
+      keptSnapshotSeq: p(`SELECT seq FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT 1 OFFSET ?`).pluck(),
       rejectSnapshot: this.readonly ? null : p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
       truncateLog: this.readonly ? null : p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
       insertFailed: this.readonly ? null : p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input) VALUES (?, ?, ?, ?, ?, ?, ?)`),
@@ -244,10 +252,11 @@ export class Store {
         this.w(this.st.pruneSnapshots).run(machine, machine, keep);
         crashPoint('snapshot-before-truncate');
         if (!retainLog) {
-          // The log is kept back to the oldest retained snapshot, so that snapshot remains a
-          // usable fall-back if a newer one turns out corrupt.
-          const oldest = this.st.oldestSnapshotSeq.get(machine) as number | null;
-          if (oldest !== null) this.w(this.st.truncateLog).run(machine, oldest);
+          // The log is kept back to the oldest of the `keep` snapshots, and entirely while fewer
+          // than `keep` good ones exist: each kept snapshot (or init) stays a usable fall-back if
+          // a newer one turns out corrupt.
+          const oldest = this.st.keptSnapshotSeq.get(machine, keep - 1) as number | undefined;
+          if (oldest !== undefined) this.w(this.st.truncateLog).run(machine, oldest);
         }
         this.faults.beforeSnapshotCommit?.(machine, seq);
         return { id: Number(info.lastInsertRowid), machine, seq, stateVersion, takenAt, reason, size: state.byteLength, checksum, rejected: null };

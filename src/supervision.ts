@@ -21,7 +21,8 @@ export class Supervision {
     private readonly metrics: Metrics,
     /** Called when the root supervisor gives up. */
     private readonly onRootFailure: (error: unknown) => Promise<void>,
-    private readonly now: () => number = Date.now,
+    /** Monotonic: a wall-clock step must not distort restart intensity. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running. */

@@ -50,9 +50,14 @@ export class DiskLimit {
     this.db = db;
   };
 
-  /** Caps the file at its current page count plus `extraPages`; returns the cap. */
+  /**
+   * Caps the file at its current page count plus `extraPages`; returns the cap. Free pages inside
+   * the file are reclaimed first (VACUUM), so that "full" leaves no hidden room: otherwise
+   * SQLite would reuse pages freed by earlier log truncation and a snapshot could still fit.
+   */
   fill(extraPages = 0): number {
     const db = this.need();
+    db.exec('VACUUM');
     const pages = db.pragma('page_count', { simple: true }) as number;
     return db.pragma(`max_page_count = ${pages + extraPages}`, { simple: true }) as number;
   }
