@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { StorageError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -50,14 +51,17 @@ export class Persistence {
     const seq = w.seq;
     const t0 = performance.now();
     const chunks: Uint8Array[] = [];
+    // Hashed slice by slice too, so the final, unavoidably synchronous write is all that is left.
+    const hash = createHash('sha256');
     let first = true;
     for (const chunk of this.encode(w)) {
       if (!first) await yieldToEventLoop();
       first = false;
       chunks.push(chunk);
+      hash.update(chunk);
     }
     if (w.seq !== seq) throw new StorageError(`state of ${w.name} changed while it was being encoded for a snapshot (not run under exclusive)`);
-    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0);
+    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0, hash.digest('hex'));
   }
 
   /**
@@ -84,8 +88,8 @@ export class Persistence {
     }
   }
 
-  private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number): SnapshotMeta {
-    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog);
+  private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number, checksum?: string): SnapshotMeta {
+    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum);
     w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };

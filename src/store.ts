@@ -240,10 +240,10 @@ export class Store {
 
   /**
    * Writes a snapshot covering requests up to `seq`, then prunes older snapshots beyond `keep`
-   * and (unless `retainLog`) log rows no kept snapshot needs. One transaction.
+   * and (unless `retainLog`) log rows no kept snapshot needs. One transaction. `checksum` may be
+   * passed when the caller hashed the state as it encoded it.
    */
-  writeSnapshot(machine: string, seq: number, stateVersion: number, state: Uint8Array, reason: string, keep: number, retainLog: boolean): SnapshotMeta {
-    const checksum = sha256(state);
+  writeSnapshot(machine: string, seq: number, stateVersion: number, state: Uint8Array, reason: string, keep: number, retainLog: boolean, checksum = sha256(state)): SnapshotMeta {
     const takenAt = new Date().toISOString();
     return wrap(`writing snapshot of ${machine}`, () =>
       this.db.transaction(() => {
