@@ -58,6 +58,10 @@ class Pending implements Request<WorkerNode> {
   status: Request<WorkerNode>['status'] = 'queued';
   output?: unknown;
   error?: unknown;
+  /** The CBOR of the input for the request log (null: read-only, not logged). */
+  logged: Uint8Array | null = null;
+  /** What the step receives: the decoded copy of `logged`, or the input itself if read-only. */
+  stepInput: unknown = undefined;
   constructor(
     readonly target: WorkerNode,
     readonly input: unknown,
@@ -347,8 +351,48 @@ export class App {
     if (ms > 0 && ms <= MAX_TIMER_MS && resolve !== noop) this.deadlines.add(req, ms);
   }
 
+  /**
+   * Encodes every state-changing input of the batch for the log, then decodes them all in one
+   * call: each step gets exactly what replay will see (the CBOR round trip), never the caller's
+   * object, so live and recovered state cannot diverge and a caller mutating its object later
+   * cannot reach into the state. Returns where a throwing readOnly() stopped the preparation.
+   */
+  private prepareInputs(batch: Pending[]): { stoppedAt: number; error?: unknown } {
+    const parts: Uint8Array[] = [];
+    let stoppedAt = -1;
+    let error: unknown;
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      r.logged = null;
+      r.stepInput = r.input;
+      if (r.target.life !== 'running') continue;
+      let readOnly: boolean;
+      try {
+        readOnly = r.target.machine.readOnly(r.input);
+      } catch (err) {
+        stoppedAt = i;
+        error = err;
+        break;
+      }
+      if (readOnly) continue;
+      try {
+        r.logged = encodeCbor(r.input);
+        parts.push(r.logged);
+      } catch (err) {
+        r.error = new EncodeError(`input for ${r.target.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
+      }
+    }
+    if (parts.length > 0) {
+      const copies = cbor.decodeMultiple(parts.length === 1 ? parts[0]! : Buffer.concat(parts)) as unknown[];
+      let k = 0;
+      for (const r of batch) if (r.logged) r.stepInput = copies[k++];
+    }
+    return { stoppedAt, error };
+  }
+
   /** Steps a batch, passes its commit point, releases its replies. Synchronous on purpose. */
   private processBatch(batch: Pending[]): { crashed: number; handle?: () => Promise<void> } {
+    const prepared = this.prepareInputs(batch);
     const groups = new Map<WorkerNode, { firstSeq: number; parts: Uint8Array[]; bytes: number }>();
     let crashed = -1;
     let crashError: unknown;
@@ -356,27 +400,20 @@ export class App {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
       const w = r.target;
+      if (i === prepared.stoppedAt) {
+        // readOnly() itself threw: a crash of this machine like any other.
+        w.life = 'crashed';
+        crashed = i;
+        crashError = prepared.error;
+        break;
+      }
+      if (r.error !== undefined) continue;
       if (w.life !== 'running') {
         r.error = this.ended ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
         continue;
       }
-      const m = w.machine;
-      let logged: Uint8Array | null = null;
-      let input = r.input;
       try {
-        if (!m.readOnly(input)) {
-          try {
-            logged = encodeCbor(input);
-            // Step on exactly what replay will see (the CBOR round trip), never on the caller's
-            // object: live state and recovered state cannot diverge, and a caller mutating its
-            // object afterwards cannot reach into the state.
-            input = cbor.decode(logged);
-          } catch (err) {
-            r.error = new EncodeError(`input for ${w.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
-            continue;
-          }
-        }
-        const result = m.step(input, w.state);
+        const result = w.machine.step(r.stepInput, w.state);
         if (!Array.isArray(result) || result.length !== 2) throw new TypeError(`step of ${w.name} must return [state, output]`);
         w.state = result[0];
         r.output = result[1];
@@ -385,15 +422,15 @@ export class App {
         w.life = 'crashed';
         crashed = i;
         crashError = err;
-        crashInput = logged;
+        crashInput = r.logged;
         break;
       }
-      if (logged) {
+      if (r.logged) {
         w.seq++;
         let g = groups.get(w);
         if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
-        g.parts.push(logged);
-        g.bytes += logged.byteLength;
+        g.parts.push(r.logged);
+        g.bytes += r.logged.byteLength;
       }
     }
 
