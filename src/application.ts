@@ -299,10 +299,11 @@ export class App {
     return this.stopping;
   }
 
+  /** From a timer, so possibly while exclusive work is under way: always through the loop's lock. */
   private snapshotDueByTime(): void {
     if (this.ended) return;
     const now = Date.now();
-    this.snapshotLater(this.order.filter((w) => w.life === 'running' && this.persistence.due(w, now)));
+    this.snapshotUnderLock(this.order.filter((w) => w.life === 'running' && !w.snapshotPending && this.persistence.due(w, now)));
   }
 
   /**
@@ -316,6 +317,10 @@ export class App {
       if (this.persistence.isLarge(w)) workers.push(w);
       else this.persistence.tryCheckpointNow(w, 'policy');
     }
+    this.snapshotUnderLock(workers);
+  }
+
+  private snapshotUnderLock(workers: WorkerNode[]): void {
     if (workers.length === 0) return;
     for (const w of workers) w.snapshotPending = true;
     void this.loop.exclusive(async () => {
