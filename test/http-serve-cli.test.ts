@@ -57,8 +57,8 @@ test('ssm serve: data survives SIGTERM; shutdown checkpoints every machine and e
 
   const second = await startServe(t, ['--db', db]);
   // Every machine was snapshotted at shutdown: the restart replays nothing.
-  t.regex(second.stderr(), /kv1 started \(recovered from snapshot @10 \+ 0 replayed, seq 10\)/);
-  t.regex(second.stderr(), /kv2 started \(recovered from snapshot @11 \+ 0 replayed, seq 11\)/);
+  t.regex(second.stderr(), /kv1 started \(recovered from snapshot @10 \+ 0 replayed, seq 10, [\d.]+ ms\)/);
+  t.regex(second.stderr(), /kv2 started \(recovered from snapshot @11 \+ 0 replayed, seq 11, [\d.]+ ms\)/);
   const machines = (await request(second.url, '/v1/machines')).json().machines;
   for (const m of machines) t.is(m.snapshotSeq, m.seq, m.name);
   t.deepEqual(machines.map((m: { seq: number }) => m.seq), [10, 11, 10]);
