@@ -32,7 +32,20 @@ async function usage(): Promise<string> {
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
+let pipeHandled = false;
+
+/** `ssm log ... | head` closes the pipe early: that is not an error, whoever called main(). */
+function exitQuietlyOnClosedPipe(): void {
+  if (pipeHandled) return;
+  pipeHandled = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnClosedPipe();
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     (cmd ? console.log : console.error)(await usage());
@@ -53,11 +66,6 @@ export async function main(argv: string[]): Promise<number> {
 
 const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
-  // `ssm log ... | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -114,20 +114,35 @@ function parseJsonBody(body: Buffer): unknown {
  * slow, 413 body too large, 415 unsupported media type, 500 machine crashed, 503 queue full
  * (with Retry-After), storage error or application stopped, 504 call timeout.
  */
-export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
-  const { app } = options;
+/**
+ * Checks serve options without starting anything (ConfigError), so a command line can be
+ * refused before a database is opened. {@link serve} runs the same checks.
+ */
+export function checkServeOptions(options: Omit<ServeOptions, 'app'>) {
+  // An empty host would make Node listen on every interface: never by accident.
+  if (options.host !== undefined && options.host.trim() === '') throw new ConfigError('serve: host must not be empty (default 127.0.0.1)');
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 7411;
-  const maxBodyBytes = positiveInt('maxBodyBytes', options.maxBodyBytes ?? 1024 * 1024);
-  const bodyTimeoutMs = positiveInt('bodyTimeoutMs', options.bodyTimeoutMs ?? 10_000);
-  const headersTimeoutMs = positiveInt('headersTimeoutMs', options.headersTimeoutMs ?? 10_000);
-  const requestTimeoutMs = positiveInt('requestTimeoutMs', options.requestTimeoutMs ?? 30_000);
-  const keepAliveTimeoutMs = positiveInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 5_000);
-  const maxConnections = positiveInt('maxConnections', options.maxConnections ?? 256);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`serve: port must be 0..65535, got ${port}`);
   if (options.token !== undefined && options.token.length === 0) throw new ConfigError('serve: token must not be empty');
+  if (options.token !== undefined && /\s/.test(options.token)) throw new ConfigError('serve: token must not contain white space (it could never match a Bearer header)');
+  return {
+    host,
+    port,
+    maxBodyBytes: positiveInt('maxBodyBytes', options.maxBodyBytes ?? 1024 * 1024),
+    bodyTimeoutMs: positiveInt('bodyTimeoutMs', options.bodyTimeoutMs ?? 10_000),
+    headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs ?? 10_000),
+    requestTimeoutMs: positiveInt('requestTimeoutMs', options.requestTimeoutMs ?? 30_000),
+    keepAliveTimeoutMs: positiveInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 5_000),
+    maxConnections: positiveInt('maxConnections', options.maxConnections ?? 256),
+    callOptions: options.callTimeoutMs === undefined ? {} : { timeoutMs: positiveInt('callTimeoutMs', options.callTimeoutMs) },
+  };
+}
+
+export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
+  const { app } = options;
+  const { host, port, maxBodyBytes, bodyTimeoutMs, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections, callOptions } = checkServeOptions(options);
   const authorized = options.token === undefined ? null : bearerChecker(options.token);
-  const callOptions = options.callTimeoutMs === undefined ? {} : { timeoutMs: positiveInt('callTimeoutMs', options.callTimeoutMs) };
 
   let appStopped = false;
   void app.stopped.then(() => (appStopped = true));
@@ -243,6 +258,16 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
   );
   server.maxConnections = maxConnections;
   server.on('checkContinue', onRequest(true));
+  // Connections that never sent a byte are not "idle" to node:http, so closeIdleConnections()
+  // leaves them, and one pre-connected client would hold close() for the whole grace time.
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (socket: import('node:net').Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const closeSilent = (): void => {
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -268,6 +293,7 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
           resolve();
         });
         server.closeIdleConnections();
+        closeSilent();
       });
       return closing;
     },

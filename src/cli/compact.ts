@@ -74,9 +74,9 @@ export async function run(argv: string[]): Promise<number> {
           snapshots += store.db
             .prepare(`DELETE FROM snapshots WHERE machine = @name AND (rejected IS NOT NULL OR id NOT IN (SELECT id FROM snapshots WHERE machine = @name AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT @keep))`)
             .run({ name, keep }).changes;
-          // Keep the log back to the oldest kept snapshot, as the engine does, so that snapshot
-          // stays a usable fall-back.
-          const oldest = store.db.prepare(`SELECT min(seq) FROM snapshots WHERE machine = ? AND rejected IS NULL`).pluck().get(name) as number | null;
+          // As the engine does: keep the log back to the oldest of the `keep` snapshots, and
+          // whole while fewer exist, so every kept snapshot (or init) stays a usable fall-back.
+          const oldest = (store.db.prepare(`SELECT seq FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT 1 OFFSET ?`).pluck().get(name, keep - 1) as number | undefined) ?? null;
           if (oldest !== null) logRows += store.db.prepare(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`).run(name, oldest).changes;
         }
       })();

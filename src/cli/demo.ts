@@ -1,5 +1,6 @@
 import { runDemo } from '../demo.js';
 import { parseCommand } from './args.js';
+import { usageGuard } from './common.js';
 
 export const summary = "run the seed's scenario: crash kv2 on purpose and watch it recover x = 1";
 
@@ -13,11 +14,13 @@ Options:
   --db PATH   database file (default storage/ssm.db)`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseCommand(argv, { db: { type: 'string' } }, USAGE, false);
-  if (values.help) {
-    console.log(USAGE);
+  return usageGuard('demo', async () => {
+    const { values } = parseCommand(argv, { db: { type: 'string' } }, USAGE, false);
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    await runDemo({ db: values.db });
     return 0;
-  }
-  await runDemo({ db: values.db });
-  return 0;
+  });
 }
