@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { App } from './application.js';
 import { parseUntrustedJson } from './codec.js';
-import { ConfigError, DecodeError, describe } from './errors.js';
+import { ConfigError, DecodeError, SsmError, describe } from './errors.js';
 import { bearerChecker } from './http-auth.js';
 import { readBody } from './http-body.js';
 import { HttpError, send, sendError, sendJson } from './http-errors.js';
@@ -33,7 +33,13 @@ export interface ServeOptions {
   maxConnections?: number;
   /** Timeout of each machine call (504 after). Default: the application's `callTimeoutMs`. */
   callTimeoutMs?: number;
+  /** Unexpected errors (answered 500 INTERNAL). Default: a line with the stack on stderr. */
+  onInternalError?: (err: unknown) => void;
 }
+
+const logInternalError = (err: unknown): void => {
+  process.stderr.write(`[ssm] internal error answering a request: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+};
 
 /** A listening endpoint, as returned by {@link serve}. */
 export interface HttpEndpoint {
@@ -147,9 +153,18 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
   let appStopped = false;
   void app.stopped.then(() => (appStopped = true));
 
+  // Engine errors are already counted by the application; refusals of the HTTP layer are
+  // counted here, and anything else is a bug whose details belong in the server's log.
+  const noteError = (err: unknown): void => {
+    if (err instanceof HttpError) app.metrics.error(err.code);
+    else if (!(err instanceof SsmError)) (options.onInternalError ?? logInternalError)(err);
+  };
+
   const allow = (res: ServerResponse, methods: string, method: string): boolean => {
     if (methods.split(', ').includes(method)) return true;
-    sendError(res, new HttpError(405, 'METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${methods}`, { Allow: methods }));
+    const err = new HttpError(405, 'METHOD_NOT_ALLOWED', `method ${method} not allowed here; use ${methods}`, { Allow: methods });
+    noteError(err);
+    sendError(res, err);
     return false;
   };
 
@@ -166,6 +181,7 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
       body = await reading;
     } catch (err) {
       // The rest of the body is never read: the connection cannot be reused.
+      noteError(err);
       sendError(res, err, { Connection: 'close' });
       return;
     }
@@ -242,7 +258,10 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
       if (closing) setImmediate(() => server.closeIdleConnections());
     });
     // A body we refuse without reading (wrong token, route, type) is not drained: close instead.
-    handle(req, res, expectContinue).catch((err: unknown) => sendError(res, err, req.complete ? {} : { Connection: 'close' }));
+    handle(req, res, expectContinue).catch((err: unknown) => {
+      noteError(err);
+      sendError(res, err, req.complete ? {} : { Connection: 'close' });
+    });
   };
 
   const server = createServer(

@@ -91,3 +91,31 @@ test('ssm compact keeps the whole log while fewer than --keep snapshots exist, s
   t.is(await app.call('kv', { op: 'size' }), 5);
   await app.stop();
 });
+
+test('HTTP-layer refusals are counted in /metrics by code; unexpected errors are logged, not swallowed', async (t) => {
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const internal: unknown[] = [];
+  const endpoint = await serve({ app, port: 0, token: 'secret', onInternalError: (e) => internal.push(e) });
+  try {
+    const auth = { authorization: 'Bearer secret' };
+    t.is((await fetch(`${endpoint.url}/v1/machines`)).status, 401);
+    t.is((await fetch(`${endpoint.url}/nowhere`, { headers: auth })).status, 404);
+    t.is((await fetch(`${endpoint.url}/v1/machines`, { method: 'DELETE', headers: auth })).status, 405);
+    t.is((await fetch(`${endpoint.url}/v1/machines/kv/call`, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: 'x' })).status, 415);
+    const metrics = await (await fetch(`${endpoint.url}/metrics`, { headers: auth })).text();
+    for (const code of ['UNAUTHORIZED', 'NOT_FOUND', 'METHOD_NOT_ALLOWED', 'UNSUPPORTED_MEDIA_TYPE']) t.regex(metrics, new RegExp(`ssm_errors_total\\{code="${code}"\\} 1`));
+    t.deepEqual(internal, []);
+    // A bug (a non-SsmError) answers 500 INTERNAL without details, and reaches the server's log.
+    app.prometheus = () => {
+      throw new Error('boom');
+    };
+    const r = await fetch(`${endpoint.url}/metrics`, { headers: auth });
+    t.is(r.status, 500);
+    t.like(await r.json(), { error: { code: 'INTERNAL', message: 'internal server error' } });
+    t.is(internal.length, 1);
+    t.is((internal[0] as Error).message, 'boom');
+  } finally {
+    await endpoint.close();
+    await app.stop();
+  }
+});
