@@ -4,7 +4,7 @@ export { startApplication, App, type ApplicationOptions, type CallOptions, type 
 export { cborCodec, jsonCodec, type Codec } from './codec.js';
 export * from './errors.js';
 export { formatEvent, stderrLogger, silentLogger, type LifecycleEvent, type Logger } from './logger.js';
-export type { StatusNode, WorkerLife, SupervisorLife } from './runtime-tree.js';
+export type { StatusNode, WorkerLife, SupervisorLife, SnapshotInfo } from './runtime-tree.js';
 export type { SnapshotPolicy } from './snapshot-policy.js';
 export type { Durability, SnapshotMeta } from './store.js';
 export type { RecoveryReport } from './recovery.js';
