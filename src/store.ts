@@ -187,6 +187,7 @@ export class Store {
       insertLog: this.readonly ? null : p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       insertSnapshot: this.readonly ? null : p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       pruneSnapshots: this.readonly ? null : p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
+      dropRejected: this.readonly ? null : p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NOT NULL`),
       keptSnapshotSeq: p(`SELECT seq FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT 1 OFFSET ?`).pluck(),
       rejectSnapshot: this.readonly ? null : p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
       truncateLog: this.readonly ? null : p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
@@ -249,17 +250,40 @@ export class Store {
       this.db.transaction(() => {
         const info = this.w(this.st.insertSnapshot).run(machine, seq, stateVersion, takenAt, reason, state.byteLength, checksum, state);
         crashPoint('mid-snapshot');
-        this.w(this.st.pruneSnapshots).run(machine, machine, keep);
-        crashPoint('snapshot-before-truncate');
-        if (!retainLog) {
-          // The log is kept back to the oldest of the `keep` snapshots, and entirely while fewer
-          // than `keep` good ones exist: each kept snapshot (or init) stays a usable fall-back if
-          // a newer one turns out corrupt.
-          const oldest = this.st.keptSnapshotSeq.get(machine, keep - 1) as number | undefined;
-          if (oldest !== undefined) this.w(this.st.truncateLog).run(machine, oldest);
-        }
+        this.prune(machine, keep, retainLog, false);
         this.faults.beforeSnapshotCommit?.(machine, seq);
         return { id: Number(info.lastInsertRowid), machine, seq, stateVersion, takenAt, reason, size: state.byteLength, checksum, rejected: null };
+      })(),
+    );
+  }
+
+  /**
+   * The one retention rule, for snapshots and for `ssm compact`: keep the newest `keep` good
+   * snapshots, and the log back to the oldest of them, whole while fewer than `keep` exist, so
+   * each kept snapshot (or init) stays a usable fall-back if a newer one turns out corrupt.
+   * Quarantined snapshots go too when `dropRejected`. Runs inside the caller's transaction.
+   */
+  private prune(machine: string, keep: number, retainLog: boolean, dropRejected: boolean): { snapshots: number; logRows: number } {
+    let snapshots = this.w(this.st.pruneSnapshots).run(machine, machine, keep).changes;
+    if (dropRejected) snapshots += this.w(this.st.dropRejected).run(machine).changes;
+    crashPoint('snapshot-before-truncate');
+    if (retainLog) return { snapshots, logRows: 0 };
+    const oldest = this.st.keptSnapshotSeq.get(machine, keep - 1) as number | undefined;
+    const logRows = oldest === undefined ? 0 : this.w(this.st.truncateLog).run(machine, oldest).changes;
+    return { snapshots, logRows };
+  }
+
+  /** `ssm compact`: applies the retention rule to every machine now, quarantined snapshots included. One transaction. */
+  compact(machines: readonly string[], keep: number): { snapshots: number; logRows: number } {
+    return wrap('compacting', () =>
+      this.db.transaction(() => {
+        const total = { snapshots: 0, logRows: 0 };
+        for (const m of machines) {
+          const r = this.prune(m, keep, false, true);
+          total.snapshots += r.snapshots;
+          total.logRows += r.logRows;
+        }
+        return total;
       })(),
     );
   }

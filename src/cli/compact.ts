@@ -69,17 +69,7 @@ export async function run(argv: string[]): Promise<number> {
     let logRows = 0;
     let snapshots = 0;
     try {
-      store.db.transaction(() => {
-        for (const name of names) {
-          snapshots += store.db
-            .prepare(`DELETE FROM snapshots WHERE machine = @name AND (rejected IS NOT NULL OR id NOT IN (SELECT id FROM snapshots WHERE machine = @name AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT @keep))`)
-            .run({ name, keep }).changes;
-          // As the engine does: keep the log back to the oldest of the `keep` snapshots, and
-          // whole while fewer exist, so every kept snapshot (or init) stays a usable fall-back.
-          const oldest = (store.db.prepare(`SELECT seq FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT 1 OFFSET ?`).pluck().get(name, keep - 1) as number | undefined) ?? null;
-          if (oldest !== null) logRows += store.db.prepare(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`).run(name, oldest).changes;
-        }
-      })();
+      ({ snapshots, logRows } = store.compact(names, keep));
       store.db.pragma('wal_checkpoint(TRUNCATE)');
       store.db.exec('VACUUM');
     } finally {
