@@ -1,5 +1,7 @@
 import { Encoder } from 'cbor-x';
 import { DecodeError, EncodeError } from './errors.js';
+// Registers the ShardedMap CBOR extension before anything is encoded or decoded.
+import './sharded-map.js';
 
 /**
  * Turns wire bytes into a machine's inputs and its outputs back into bytes.
@@ -15,8 +17,8 @@ export interface Codec<I, O> {
 /**
  * The one CBOR configuration used everywhere (wire, request log, snapshots): standard CBOR maps
  * for objects (no cbor-x record extension, so any CBOR decoder can read our data), tag 259 for
- * `Map` (cbor-x's default without records) so Maps and plain objects stay distinct, and cbor-x's tags for Set, Date, typed arrays
- * and bigint.
+ * `Map` (cbor-x's default without records) so Maps and plain objects stay distinct, cbor-x's tags
+ * for Set, Date, typed arrays and bigint, and this library's tag for {@link ShardedMap}.
  */
 export const cbor = new Encoder({ useRecords: false });
 

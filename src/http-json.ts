@@ -1,7 +1,9 @@
+import { ShardedMap } from './sharded-map.js';
+
 /**
  * JSON rendering of machine outputs, which may hold values JSON lacks (they arrive over CBOR or
  * from the machine itself). The mapping is lossy by necessity and documented: bigint -> decimal
- * string, Uint8Array (any typed array) -> base64 string, Map -> object (array of [key, value]
+ * string, Uint8Array (any typed array) -> base64 string, Map or ShardedMap -> object (array of [key, value]
  * pairs if a key is not a string), Set -> array, Date -> ISO string, undefined -> null.
  */
 export function toJson(value: unknown): string {
@@ -10,8 +12,8 @@ export function toJson(value: unknown): string {
 
 function replacer(_key: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
-  if (v instanceof Map) {
-    const entries = [...v.entries()];
+  if (v instanceof Map || v instanceof ShardedMap) {
+    const entries: [unknown, unknown][] = [...v.entries()];
     return entries.every(([k]) => typeof k === 'string') ? Object.fromEntries(entries) : entries;
   }
   if (v instanceof Set) return [...v];

@@ -2,6 +2,7 @@ export { defineMachine, type Machine, type MachineDefinition, type AnyMachine } 
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './tree.js';
 export { startApplication, App, type ApplicationOptions, type CallOptions, type StopResult } from './application.js';
 export { cborCodec, jsonCodec, type Codec } from './codec.js';
+export { ShardedMap, SHARDED_MAP_TAG } from './sharded-map.js';
 export * from './errors.js';
 export { formatEvent, stderrLogger, silentLogger, type LifecycleEvent, type Logger } from './logger.js';
 export type { StatusNode, WorkerLife, SupervisorLife, SnapshotInfo } from './runtime-tree.js';
@@ -9,6 +10,6 @@ export type { SnapshotPolicy } from './snapshot-policy.js';
 export type { Durability, SnapshotMeta } from './store.js';
 export type { RecoveryReport } from './recovery.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv.js';
-export { kvStore, validateKvInput, type KvInput, type KvState } from './examples/kv-store.js';
+export { kvStore, validateKvInput, type KvInput, type KvState, type KvTable } from './examples/kv-store.js';
 export { serve, type ServeOptions, type HttpEndpoint, type MachineInfo } from './http.js';
 export { HttpError, type ErrorBody } from './http-errors.js';

@@ -4,7 +4,7 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { recoverState, type RecoveryReport } from './recovery.js';
 import type { WorkerNode } from './runtime-tree.js';
-import { SLICE_ENTRIES, encodeStateSlices } from './snapshot-encoding.js';
+import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from './snapshot-encoding.js';
 import { snapshotDue, type ResolvedSnapshotPolicy } from './snapshot-policy.js';
 import type { SnapshotMeta, Store } from './store.js';
 
@@ -77,7 +77,7 @@ export class Persistence {
 
   /** Whether encoding `w`'s state takes more than one slice (and so should yield). */
   isLarge(w: WorkerNode): boolean {
-    return w.state instanceof Map && w.state.size > SLICE_ENTRIES;
+    return stateEntries(w.state) > SLICE_ENTRIES;
   }
 
   private *encode(w: WorkerNode): Generator<Uint8Array> {

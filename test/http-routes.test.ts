@@ -1,4 +1,5 @@
 import test from 'ava';
+import { KV_STATE_VERSION } from '../src/examples/kv-store.js';
 import { decodeCbor, encodeCbor } from '../src/codec.js';
 import { postJson, request, startHarness } from './fixtures/serve-helpers.js';
 
@@ -58,7 +59,7 @@ test('GET /v1/machines: tree and flat list with status, restarts, seq and snapsh
   t.deepEqual(body.tree.children.map((c: { name: string }) => c.name), ['kv1', 'kv2', 'gate', 'temp']);
   t.deepEqual(body.machines.map((m: { name: string }) => m.name), ['kv1', 'kv2', 'gate', 'temp']);
   const kv1 = body.machines[0];
-  t.like(kv1, { name: 'kv1', supervisors: ['root'], status: 'running', restarts: 1, lastError: 'divide by zero', seq: 2, snapshotSeq: 0, version: 1 });
+  t.like(kv1, { name: 'kv1', supervisors: ['root'], status: 'running', restarts: 1, lastError: 'divide by zero', seq: 2, snapshotSeq: 0, version: KV_STATE_VERSION });
   t.like(body.machines[1], { name: 'kv2', status: 'running', restarts: 0, seq: 0 });
   t.is(body.queueDepth, 0);
 

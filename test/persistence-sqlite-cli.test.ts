@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { KV_STATE_VERSION } from '../src/examples/kv-store.js';
 import { startApplication } from '../src/application.js';
 import { kvTree, tempDb, workerStatus } from './helpers/persistence-kv.js';
 
@@ -38,7 +39,7 @@ test('sqlite3 reads machine_overview, log_since_snapshot and snapshot_list while
     const st = workerStatus(app, row['machine'] as string);
     t.is(row['last_seq'], st.seq, `${st.name}: last_seq matches app.status()`);
     t.is(row['status'], 'running');
-    t.is(row['state_version'], 1);
+    t.is(row['state_version'], KV_STATE_VERSION);
     t.is(row['requests_since_snapshot'], st.seq - st.snapshotSeq, `${st.name}: requests since snapshot`);
   }
   const byName = Object.fromEntries(overview.map((r) => [r['machine'], r]));
@@ -70,7 +71,7 @@ test('sqlite3 reads machine_overview, log_since_snapshot and snapshot_list while
 
   const snaps = await sqlite(db, 'SELECT * FROM snapshot_list');
   t.is(snaps.length, 1);
-  t.like(snaps[0], { machine: 'kv1', seq: 7, state_version: 1, reason: 'checkpoint' });
+  t.like(snaps[0], { machine: 'kv1', seq: 7, state_version: KV_STATE_VERSION, reason: 'checkpoint' });
   t.regex(snaps[0]!['checksum'] as string, /^[0-9a-f]{64}$/);
 
   const failed = await sqlite(db, 'SELECT machine, after_seq, error_message FROM failed_requests');

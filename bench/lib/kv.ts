@@ -4,8 +4,9 @@
  */
 import { startApplication, type App, type ApplicationOptions } from '../../src/application.js';
 import { encodeCbor } from '../../src/codec.js';
-import { kvStore } from '../../src/examples/kv-store.js';
+import { KV_STATE_VERSION, kvStore } from '../../src/examples/kv-store.js';
 import type { RecoveryReport } from '../../src/recovery.js';
+import { ShardedMap } from '../../src/sharded-map.js';
 import { Store, type LogGroup } from '../../src/store.js';
 import { supervisor, worker } from '../../src/tree.js';
 import { valueFor } from './common.js';
@@ -45,13 +46,13 @@ export function buildDb(path: string, stateKeys: number, logRequests: number, pe
   let snapshotBytes = 0;
   let logBytes = 0;
   try {
-    store.registerMachines([{ name: MACHINE, version: 1 }]);
+    store.registerMachines([{ name: MACHINE, version: KV_STATE_VERSION }]);
     if (stateKeys > 0) {
-      const m = new Map<string, unknown>();
+      const m = new ShardedMap<unknown>();
       for (let i = 0; i < stateKeys; i++) m.set(`k${i}`, valueFor(i));
       const bytes = encodeCbor(m);
       snapshotBytes = bytes.byteLength;
-      store.writeSnapshot(MACHINE, stateKeys, 1, bytes, 'checkpoint', 2, false);
+      store.writeSnapshot(MACHINE, stateKeys, KV_STATE_VERSION, bytes, 'checkpoint', 2, false);
     }
     let seq = stateKeys;
     store.db.transaction(() => {

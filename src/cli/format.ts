@@ -1,3 +1,5 @@
+import { ShardedMap } from '../sharded-map.js';
+
 /**
  * Turning decoded CBOR values (Maps, Dates, bigint, byte strings, ...) into JSON and into short
  * readable text for the CLI. JSON cannot say everything CBOR can, so the conversion is
@@ -31,8 +33,8 @@ export function toJson(value: unknown, seen: Set<object> = new Set()): unknown {
   if (obj instanceof Error) return { name: obj.name, message: obj.message };
   seen.add(obj);
   try {
-    if (obj instanceof Map) {
-      const entries = [...obj.entries()];
+    if (obj instanceof Map || obj instanceof ShardedMap) {
+      const entries: [unknown, unknown][] = [...obj.entries()];
       if (entries.every(([k]) => typeof k === 'string')) {
         const out: Record<string, unknown> = {};
         for (const [k, v] of entries) Object.defineProperty(out, k as string, { value: toJson(v, seen), enumerable: true, writable: true, configurable: true });
@@ -66,9 +68,9 @@ function keyText(key: unknown): string {
  * anything else as indented JSON. Each line is prefixed with `indent`.
  */
 export function stateText(state: unknown, indent = '  '): string[] {
-  if (state instanceof Map) {
+  if (state instanceof Map || state instanceof ShardedMap) {
     if (state.size === 0) return [`${indent}(empty map)`];
-    const rows = [...state.entries()].map(([k, v]) => [keyText(k), compact(v)] as const);
+    const rows = [...(state.entries() as Iterable<[unknown, unknown]>)].map(([k, v]) => [keyText(k), compact(v)] as const);
     rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return rows.map(([k, v]) => `${indent}${k} => ${v}`);
   }
