@@ -2,7 +2,7 @@
  * Child process for measurements that need a fresh process or an abrupt end (no graceful stop,
  * so the database is left as a SIGKILL would leave it after the last commit):
  *   recover <db>                                   start, report recovery, exit without stop
- *   load <db> <seconds> <concurrency> <every> <keyspace>  write load, report, exit without stop
+ *   load <db> <seconds> <concurrency> <every> <keyspace> [maxTimeShare]  write load, report, exit without stop
  *   memory <db> <keys>                             recover a state, report RSS/heap after GC
  *   overload <db> <seconds> <perTick>              open-loop burst far above queue capacity
  *   serve-ipc <db>                                 chaos server: writes arrive over IPC
@@ -33,8 +33,8 @@ async function main(): Promise<void> {
       process.exit(0);
     }
     case 'load': {
-      const [seconds, conc, every, keyspace] = rest.map(Number) as [number, number, number, number];
-      const { app } = await startKv(db, { durability: 'full', snapshot: { every, everyBytes: 0 } });
+      const [seconds, conc, every, keyspace, maxTimeShare] = rest.map(Number) as [number, number, number, number, number | undefined];
+      const { app } = await startKv(db, { durability: 'full', snapshot: { every, everyBytes: 0, ...(maxTimeShare ? { maxTimeShare } : {}) } });
       let ops = 0;
       let next = 0;
       const t0 = performance.now();

@@ -93,14 +93,16 @@ export class Persistence {
     w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };
+    const ms = performance.now() - t0;
+    w.lastSnapshotCost = { endedAt: Date.now(), ms };
     this.metrics.snapshots++;
-    this.metrics.snapshotSeconds.observe((performance.now() - t0) / 1000);
+    this.metrics.snapshotSeconds.observe(ms / 1000);
     return meta;
   }
 
   /** Whether the snapshot policy asks for a snapshot of `w` now. */
   due(w: WorkerNode, now: number): boolean {
-    return snapshotDue(this.policy, w.growth, now);
+    return snapshotDue(this.policy, w.growth, now, w.lastSnapshotCost);
   }
 
   /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */

@@ -15,6 +15,16 @@ export interface SnapshotPolicy {
   everyMs?: number;
   /** Snapshot after this many bytes of log since the last snapshot. Default 64 MiB. 0 disables. */
   everyBytes?: number;
+  /**
+   * Most of the time policy snapshots of one machine may take, as a share of wall time, in
+   * (0, 1]. Default 0.1. A snapshot costs time proportional to the whole state and pauses that
+   * machine's steps; under a heavy write load on a large state, snapshotting every `every`
+   * requests would otherwise spend a quarter of the time or more snapshotting. So after a
+   * snapshot that took d ms, the `every` and `everyMs` triggers wait until d × (1/share − 1) ms
+   * have passed since it ended (with the default, 9 d). `everyBytes` never waits: it is the
+   * bound on how much log a recovery may have to replay. 1 turns the throttle off.
+   */
+  maxTimeShare?: number;
   /** Snapshots kept per machine (older ones are fall-backs if the newest is corrupt). Default 2. */
   keepSnapshots?: number;
   /** Keep log entries already covered by snapshots (for `ssm inspect --at`). Default false. */
@@ -27,6 +37,7 @@ export const DEFAULT_SNAPSHOT_POLICY: ResolvedSnapshotPolicy = {
   every: 100_000,
   everyMs: 0,
   everyBytes: 64 * 1024 * 1024,
+  maxTimeShare: 0.1,
   keepSnapshots: 2,
   retainLog: false,
 };
@@ -37,6 +48,7 @@ export function resolveSnapshotPolicy(p: SnapshotPolicy = {}): ResolvedSnapshotP
     if (!(Number.isFinite(r[k]) && r[k] >= 0)) throw new RangeError(`snapshot.${k} must be a number >= 0`);
   }
   if (!Number.isInteger(r.keepSnapshots) || r.keepSnapshots < 1) throw new RangeError('snapshot.keepSnapshots must be an integer >= 1');
+  if (!(r.maxTimeShare > 0 && r.maxTimeShare <= 1)) throw new RangeError('snapshot.maxTimeShare must be a number in (0, 1]');
   return r;
 }
 
@@ -48,11 +60,18 @@ export interface LogGrowth {
   readonly firstAt: number | null;
 }
 
+/** The machine's latest snapshot: when it ended (ms epoch) and how long it took (ms). */
+export interface SnapshotCost {
+  readonly endedAt: number;
+  readonly ms: number;
+}
+
 /** True when the policy asks for a snapshot now. */
-export function snapshotDue(policy: ResolvedSnapshotPolicy, growth: LogGrowth, now: number): boolean {
+export function snapshotDue(policy: ResolvedSnapshotPolicy, growth: LogGrowth, now: number, last: SnapshotCost | null = null): boolean {
   if (growth.requests === 0) return false;
-  if (policy.every > 0 && growth.requests >= policy.every) return true;
   if (policy.everyBytes > 0 && growth.bytes >= policy.everyBytes) return true;
+  if (last !== null && now - last.endedAt < last.ms * (1 / policy.maxTimeShare - 1)) return false;
+  if (policy.every > 0 && growth.requests >= policy.every) return true;
   if (policy.everyMs > 0 && growth.firstAt !== null && now - growth.firstAt >= policy.everyMs) return true;
   return false;
 }

@@ -88,7 +88,7 @@ test('timeouts beyond what a Node.js timer holds mean no timeout (no 1 ms clamp,
 });
 
 test('a logger that throws does not break batches, restarts or replies', async (t) => {
-  const app = await startApplication(kvTree(), { db: ':memory:', snapshot: { every: 1 }, logger: () => { throw new Error('logger down'); } });
+  const app = await startApplication(kvTree(), { db: ':memory:', snapshot: { every: 1, maxTimeShare: 1 }, logger: () => { throw new Error('logger down'); } });
   await app.call('kv', { op: 'store', key: 'a', value: 1 });
   await t.throwsAsync(app.call('kv', { op: 'lookup', key: 'crash' }), { code: 'MACHINE_CRASHED' });
   t.is(await app.call('kv', { op: 'lookup', key: 'a' }), 1);

@@ -114,7 +114,7 @@ test('disk full during batch commits: refused writes are StorageError and absent
 test('disk full during snapshots (policy and explicit): writes stay acknowledged, the snapshot fails cleanly, nothing is lost', async (t) => {
   const db = tempDb(t, 'ssm-faults-');
   const limit = new DiskLimit();
-  const { app, events } = await startRecording(kvTree(MACHINES), { db, faults: { onOpen: limit.onOpen }, snapshot: { every: 40 } });
+  const { app, events } = await startRecording(kvTree(MACHINES), { db, faults: { onOpen: limit.onOpen }, snapshot: { every: 40, maxTimeShare: 1 } });
   const l = ledger();
   // ~300 KB of state per machine: a snapshot needs far more room than a small log row.
   await writeMany(app, l, 'big', 600, 1000);
@@ -212,7 +212,7 @@ test('an I/O error at batch commit (faults.beforeCommit): exactly the failed bat
       }
     },
   };
-  const { app, events } = await startRecording(kvTree(MACHINES), { db, faults, maxBatch: 16, snapshot: { every: 25 } });
+  const { app, events } = await startRecording(kvTree(MACHINES), { db, faults, maxBatch: 16, snapshot: { every: 25, maxTimeShare: 1 } });
   const l = ledger();
   for (let round = 0; round < 10; round++) await writeMany(app, l, `w${round}`, 64, 100);
   onlyStorageErrors(t, l);

@@ -96,7 +96,7 @@ test('I/O error inside the commit (faults.beforeCommit): all calls of the batch 
   const options = {
     db,
     logger: false as const,
-    snapshot: { every: 3 },
+    snapshot: { every: 3, maxTimeShare: 1 },
     faults: {
       beforeCommit: () => {
         if (failures > 0) {

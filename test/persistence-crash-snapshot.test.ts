@@ -22,7 +22,7 @@ const corrupting = defineMachine<State, { add: string } | { poison: true } | { g
 });
 
 test('a policy snapshot due in the batch where a step crashed never captures the crashed memory', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('m', corrupting)], { intensity: 10 }), { db: ':memory:', logger: false, snapshot: { every: 1 } });
+  const app = await startApplication(supervisor('one_for_one', [worker('m', corrupting)], { intensity: 10 }), { db: ':memory:', logger: false, snapshot: { every: 1, maxTimeShare: 1 } });
   try {
     // Same tick, so the same batch: a good write makes a snapshot due, then a step corrupts and throws.
     const ok = app.call('m', { add: 'a' });

@@ -44,7 +44,7 @@ for (const { every, keep, retainLog } of [
 ]) {
   test(`every ${every}, keepSnapshots ${keep}, retainLog ${retainLog}: snapshots and log truncation after each request`, async (t) => {
     const db = tempDb(t);
-    const app = await startApplication(kvTree(), { db, logger: false, snapshot: { every, keepSnapshots: keep, retainLog, everyBytes: 0 } });
+    const app = await startApplication(kvTree(), { db, logger: false, snapshot: { every, keepSnapshots: keep, retainLog, everyBytes: 0, maxTimeShare: 1 } });
     for (let n = 1; n <= 17; n++) {
       // One request per batch, so the policy sees each one.
       await app.call('kv1', { op: 'store', key: `k${n % 6}`, value: n });
@@ -64,7 +64,7 @@ for (const { every, keep, retainLog } of [
     t.deepEqual(onDisk(db, 'kv2'), { snapshots: [], reasons: [], logSeqs: [] }, 'the other machine is untouched');
     const expected = await kvEntries(app, 'kv1');
     await app.stop();
-    const { app: again, events } = await startRecording(kvTree(), { db, snapshot: { every, keepSnapshots: keep, retainLog } });
+    const { app: again, events } = await startRecording(kvTree(), { db, snapshot: { every, keepSnapshots: keep, retainLog, maxTimeShare: 1 } });
     t.like(recoveryOf(events, 'kv1'), { path: 'snapshot', seq: 17 });
     t.deepEqual(await kvEntries(again, 'kv1'), expected);
     await again.stop();
