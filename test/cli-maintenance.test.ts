@@ -116,8 +116,8 @@ test('verify fails after bytes of a snapshot are flipped', async (t) => {
   const db = copyDb(base);
   const [snap] = query<{ id: number; state: Buffer }>(db, "SELECT id, state FROM snapshots WHERE machine = 'kv1' AND seq = 10");
   const bytes = Buffer.from(snap!.state);
-  bytes[bytes.length - 1] ^= 0xff;
-  bytes[2] ^= 0x55;
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+  bytes.writeUInt8(bytes.readUInt8(2) ^ 0x55, 2);
   t.is(write(db, 'UPDATE snapshots SET state = ? WHERE id = ?', bytes, snap!.id), 1);
   const r = await runCli(['verify', '--db', db, '--json']);
   t.is(r.code, 1, r.stdout);

@@ -10,11 +10,14 @@ import fc from 'fast-check';
 import { copyFileSync, existsSync } from 'node:fs';
 import { startApplication } from '../src/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, validateKvInput, type KvInput, type KvState } from '../src/examples/kv-store.js';
+import { kvStep, validateKvInput, type KvInput, type KvTable } from '../src/examples/kv-store.js';
 import { defineMachine } from '../src/machine.js';
 import { childValue, kvTree, rawDb, recoveryOf, startRecording, tableCounts, tempDb } from './helpers/persistence-kv.js';
 import { acks, runFixture } from './helpers/faults-spawn.js';
 import { kvDigest, outcome } from './helpers/faults-util.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 /** The failing machine's snapshots and log rows, byte for byte. */
 function machineRows(db: string, machine: string): string {
@@ -78,7 +81,7 @@ test('corrupt newest snapshot (random flipped bytes): recovery takes the older s
 
 /** The KV machine without a migrate(), at a chosen state version. */
 function kvWithoutMigrate(version: number) {
-  return defineMachine<KvState, KvInput, unknown>({
+  return defineMachine<MapState, KvInput, unknown>({
     init: () => new Map(),
     step: kvStep,
     validate: validateKvInput,

@@ -12,10 +12,13 @@ import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 import { startApplication, type App } from '../src/application.js';
 import { decodeCbor, encodeCbor, parseUntrustedJson } from '../src/codec.js';
-import { validateKvInput, type KvState } from '../src/examples/kv-store.js';
+import { validateKvInput, type KvTable } from '../src/examples/kv-store.js';
 import { serve, type HttpEndpoint } from '../src/http.js';
 import { kvTree, tempDb } from './helpers/persistence-kv.js';
 import { LONG, applyModel, kvDigest, modelDigest, sleep } from './helpers/faults-util.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 const TOKEN = 'faults-test-token';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -49,7 +52,7 @@ function isTypedJsonError(r: Reply): boolean {
 
 test('fuzz the call endpoint: random and mutated CBOR and JSON bodies; 200 exactly when the model accepts, else a 4xx JSON error; state as the model says', async (t) => {
   const { app, http } = await setup(t);
-  const model: KvState = new Map();
+  const model: MapState = new Map();
   for (let i = 0; i < 10; i++) {
     await app.call('kv1', { op: 'store', key: `s${i}`, value: i });
     model.set(`s${i}`, i);

@@ -7,9 +7,12 @@ import test from 'ava';
 import { startApplication } from '../src/application.js';
 import { cbor, encodeCbor } from '../src/codec.js';
 import { MachineCrashedError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvState } from '../src/examples/kv-store.js';
+import { kvStep, kvStore, type KvInput, type KvTable } from '../src/examples/kv-store.js';
 import { defineMachine } from '../src/machine.js';
 import { kvEntries, kvTree, rawDb, recoveryOf, startRecording, tempDb } from './helpers/persistence-kv.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 interface OnDisk {
   snapshots: number[];
@@ -87,7 +90,7 @@ test('everyBytes: a snapshot once the log since the last one reaches the byte bu
 test('a request whose step threw is in failed_requests, never in the log, and never replayed', async (t) => {
   const db = tempDb(t);
   // A state-changing (logged) input that throws: the one kind a replay could trip over.
-  const picky = defineMachine<KvState, KvInput, unknown>({
+  const picky = defineMachine<MapState, KvInput, unknown>({
     ...kvStore(),
     step: (input, state) => {
       if (input.op === 'store' && input.key === 'bad') throw new RangeError('no bad keys');

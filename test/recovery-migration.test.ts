@@ -7,10 +7,13 @@
 import test from 'ava';
 import { startApplication } from '../src/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, type KvInput, type KvState } from '../src/examples/kv-store.js';
+import { kvStep, type KvInput, type KvTable } from '../src/examples/kv-store.js';
 import { defineMachine } from '../src/machine.js';
 import { supervisor, worker } from '../src/tree.js';
 import { kvEntries, rawDb, recoveryOf, startRecording, tableCounts, tempDb } from './helpers/persistence-kv.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 type V1State = Record<string, unknown>;
 
@@ -39,8 +42,8 @@ const v1 = defineMachine<V1State, KvInput, unknown>({
   },
 });
 
-function v2(migrate?: (state: unknown, from: number) => KvState) {
-  return defineMachine<KvState, KvInput, unknown>({
+function v2(migrate?: (state: unknown, from: number) => MapState) {
+  return defineMachine<MapState, KvInput, unknown>({
     version: 2,
     init: () => new Map(),
     step: (i, s) => {

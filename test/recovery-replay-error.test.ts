@@ -6,9 +6,12 @@
 import test from 'ava';
 import { startApplication } from '../src/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvState } from '../src/examples/kv-store.js';
+import { kvStep, kvStore, type KvInput, type KvTable } from '../src/examples/kv-store.js';
 import { defineMachine } from '../src/machine.js';
 import { kvEntries, kvTree, tableCounts, tempDb } from './helpers/persistence-kv.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 /** Writes k1..k5 to kv1 (and one write to kv2). With `snapshotAt`, kv1 is checkpointed after that many; the terminate snapshot is lost so the log must be replayed. */
 async function writeHistory(db: string, snapshotAt?: number): Promise<void> {
@@ -34,7 +37,7 @@ async function writeHistory(db: string, snapshotAt?: number): Promise<void> {
 
 /** The KV machine with a changed step: it now refuses to store `key`. */
 const changed = (key: string) =>
-  defineMachine<KvState, KvInput, unknown>({
+  defineMachine<MapState, KvInput, unknown>({
     ...kvStore(),
     step: (input, state) => {
       if (input.op === 'store' && input.key === key) throw new Error(`refusing ${key}`);

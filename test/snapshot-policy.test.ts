@@ -35,7 +35,7 @@ test('a time-based snapshot is taken even when writes stop', async (t) => {
   const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false, snapshot: { every: 0, everyBytes: 0, everyMs: 100 } });
   try {
     await app.call('kv', { op: 'store', key: 'a', value: 1 });
-    const kv = () => (app.status().children[0] as { snapshotSeq: number; seq: number });
+    const kv = () => ((app.status() as unknown as { children: unknown[] }).children[0] as { snapshotSeq: number; seq: number });
     t.is(kv().snapshotSeq, 0);
     const deadline = Date.now() + 5000;
     while (kv().snapshotSeq === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));

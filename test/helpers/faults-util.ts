@@ -9,7 +9,10 @@ import type { Database } from 'better-sqlite3';
 import type { App } from '../../src/application.js';
 import { encodeCbor } from '../../src/codec.js';
 import { SsmError } from '../../src/errors.js';
-import { kvStep, type KvInput, type KvState } from '../../src/examples/kv-store.js';
+import { kvStep, type KvInput, type KvTable } from '../../src/examples/kv-store.js';
+
+/** A KV state as a plain Map: kvStep works on any KvTable. */
+type MapState = Map<string, unknown> & KvTable;
 
 /** True when the long form of the suite was asked for (`npm run test:faults`). */
 export const LONG = process.env['SSM_FAULTS_LONG'] === '1';
@@ -25,7 +28,7 @@ export async function kvDigest(app: App, machines: readonly string[] = app.machi
 }
 
 /** The same digest computed from model maps (sorted as the machine's `entries` sorts). */
-export function modelDigest(models: ReadonlyMap<string, KvState>): string {
+export function modelDigest(models: ReadonlyMap<string, MapState>): string {
   const h = createHash('sha256');
   for (const [m, state] of models) {
     const entries = [...state.keys()].sort().map((k) => [k, state.get(k)]);
@@ -35,7 +38,7 @@ export function modelDigest(models: ReadonlyMap<string, KvState>): string {
 }
 
 /** Applies a validated input to a model map with the machine's own step. */
-export function applyModel(state: KvState, input: KvInput): unknown {
+export function applyModel(state: MapState, input: KvInput): unknown {
   return kvStep(input, state)[1];
 }
 
