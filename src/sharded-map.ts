@@ -20,7 +20,6 @@ import { addExtension } from 'cbor-x';
 export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   #shards: Map<string, V>[];
   #mask: number;
-  #size = 0;
 
   /** Shards of a map created without a count. */
   static readonly DEFAULT_SHARDS = 256;
@@ -50,7 +49,6 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
     if (n < 1 || n > 65_536 || (n & (n - 1)) !== 0) throw new TypeError(`ShardedMap: shard count must be a power of two from 1 to 65536, got ${n}`);
     const m = new ShardedMap<V>(null, 1);
     const mask = n - 1;
-    let size = 0;
     for (let i = 0; i < n; i++) {
       const shard: unknown = shards[i];
       if (!(shard instanceof Map)) throw new TypeError(`ShardedMap: shard ${i} is not a Map`);
@@ -58,16 +56,17 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
         if (typeof key !== 'string') throw new TypeError(`ShardedMap: shard ${i} has a non-string key`);
         if ((hashKey(key) & mask) !== i) throw new TypeError(`ShardedMap: key ${JSON.stringify(key.slice(0, 64))} is in shard ${i}, not where its hash puts it`);
       }
-      size += shard.size;
     }
     m.#shards = shards as Map<string, V>[];
     m.#mask = mask;
-    m.#size = size;
     return m;
   }
 
+  /** Summed over the shards on each call (cheap next to keeping a count on every write). */
   get size(): number {
-    return this.#size;
+    let n = 0;
+    for (const shard of this.#shards) n += shard.size;
+    return n;
   }
 
   /** The shards, in order; read-only by contract (mutating them breaks the map). */
@@ -85,22 +84,16 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
 
   set(key: string, value: V): this {
     if (typeof key !== 'string') throw new TypeError('ShardedMap keys must be strings');
-    const shard = this.#shards[hashKey(key) & this.#mask]!;
-    const before = shard.size;
-    shard.set(key, value);
-    this.#size += shard.size - before;
+    this.#shards[hashKey(key) & this.#mask]!.set(key, value);
     return this;
   }
 
   delete(key: string): boolean {
-    if (!this.#shards[hashKey(key) & this.#mask]!.delete(key)) return false;
-    this.#size--;
-    return true;
+    return this.#shards[hashKey(key) & this.#mask]!.delete(key);
   }
 
   clear(): void {
     for (const shard of this.#shards) shard.clear();
-    this.#size = 0;
   }
 
   *entries(): IterableIterator<[string, V]> {
