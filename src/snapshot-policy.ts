@@ -6,9 +6,9 @@
 export interface SnapshotPolicy {
   /**
    * Snapshot after this many logged requests since the last snapshot. Default 100,000. 0 disables.
-   * A snapshot costs time proportional to the whole state (about 0.2 s per million small keys
-   * here) while replay costs time per request (about 2 us), so this bounds both the amortised
-   * cost per write and the replay after a crash (100,000 requests: about 0.2 s).
+   * A snapshot costs time proportional to the whole state (about 0.7 s per million small keys
+   * here) while replay costs time per request (about 1.4 us), so this bounds the replay after a
+   * crash (100,000 requests: about 0.15 s); {@link maxTimeShare} bounds the cost per write.
    */
   every?: number;
   /** Snapshot when the oldest unsnapshotted request is this old (ms). Default off. */
