@@ -39,7 +39,7 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
 
   /**
    * Rebuilds a ShardedMap from its shards as {@link shards} returned them (the CBOR decoder uses
-   * this). Checks that every key is a string and sits in the shard its hash selects (about 25 ms
+   * this). It adopts the given Maps, it does not copy them. Checks that every key is a string and sits in the shard its hash selects (about 25 ms
    * for a million keys), so a malformed layout is refused here instead of making keys silently
    * unreachable. Throws TypeError.
    */
@@ -82,8 +82,14 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
     return this.#shards[hashKey(key) & this.#mask]!.has(key);
   }
 
+  /**
+   * Throws TypeError for a key that is not a string or not well-formed UTF-16 (a lone
+   * surrogate): CBOR would change such a key, so after a restart it would hash to another shard
+   * and the snapshot holding it would be refused.
+   */
   set(key: string, value: V): this {
     if (typeof key !== 'string') throw new TypeError('ShardedMap keys must be strings');
+    if (!(key as WellFormed).isWellFormed()) throw new TypeError('ShardedMap keys must be well-formed UTF-16 (no lone surrogates): CBOR cannot carry them unchanged');
     this.#shards[hashKey(key) & this.#mask]!.set(key, value);
     return this;
   }
@@ -108,8 +114,8 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
     for (const shard of this.#shards) yield* shard.values();
   }
 
-  forEach(fn: (value: V, key: string, map: ShardedMap<V>) => void): void {
-    for (const shard of this.#shards) for (const [k, v] of shard) fn(v, k, this);
+  forEach(fn: (value: V, key: string, map: ShardedMap<V>) => void, thisArg?: unknown): void {
+    for (const shard of this.#shards) for (const [k, v] of shard) fn.call(thisArg, v, k, this);
   }
 
   [Symbol.iterator](): IterableIterator<[string, V]> {
@@ -120,6 +126,9 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
     return 'ShardedMap';
   }
 }
+
+/** `String.prototype.isWellFormed` (Node 20) is newer than this project's TypeScript lib. */
+type WellFormed = string & { isWellFormed(): boolean };
 
 /**
  * 32-bit FNV-1a over UTF-16 code units, then murmur3's finaliser so the low bits (which pick the
@@ -140,7 +149,10 @@ export function hashKey(key: string): number {
   return h >>> 0;
 }
 
-/** CBOR tag of a ShardedMap: "SSM" in ASCII, a number from the first-come-first-served range, private to this library. */
+/**
+ * CBOR tag of a ShardedMap: 0x53534d, "SSM" in ASCII. Not registered with IANA: a generic CBOR
+ * decoder shows it as an unknown tag around an array of maps.
+ */
 export const SHARDED_MAP_TAG = 0x53534d;
 
 addExtension({

@@ -152,3 +152,23 @@ test('openKV keeps working across a restart on the sharded state', async (t) => 
   t.deepEqual((await kv.entries({ prefix: 'k1', limit: 3 })).map(([k]) => k), ['k1', 'k10', 'k100']);
   await kv.close();
 });
+
+test('keys CBOR cannot carry unchanged (lone surrogates) are refused, so no snapshot can strand them', (t) => {
+  const m = new ShardedMap();
+  const lone = '😀'.slice(0, 1);
+  t.throws(() => m.set(lone, 1), { instanceOf: TypeError, message: /lone surrogates/ });
+  t.throws(() => m.set(`a${'\uDC00'}b`, 1), { instanceOf: TypeError });
+  t.is(m.size, 0);
+  m.set('😀', 1); // a well-formed pair is fine
+  const back = decodeCbor(encodeCbor(m)) as ShardedMap;
+  t.is(back.get('😀'), 1);
+});
+
+test('forEach passes thisArg like Map.prototype.forEach', (t) => {
+  const m = new ShardedMap<number>([['a', 1]]);
+  const self = { seen: 0 };
+  m.forEach(function (this: typeof self, v) {
+    this.seen += v;
+  }, self);
+  t.is(self.seen, 1);
+});
