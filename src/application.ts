@@ -111,6 +111,8 @@ export class App {
   private stopping: Promise<void> | null = null;
   private resolveStopped!: (r: StopResult) => void;
   private snapshotTimer: NodeJS.Timeout | null = null;
+  /** Wakes deferred policy snapshots when the throttle lets them through. */
+  private snapshotWake: NodeJS.Timeout | null = null;
   // A request still queued is withdrawn and never applied. One already taken (a crashed request
   // waiting for its supervisor) has been stepped: only its reply is replaced by the timeout.
   private readonly deadlines = new Deadlines<Pending>(
@@ -302,8 +304,32 @@ export class App {
   /** From a timer, so possibly while exclusive work is under way: always through the loop's lock. */
   private snapshotDueByTime(): void {
     if (this.ended) return;
-    const now = Date.now();
-    this.snapshotUnderLock(this.order.filter((w) => w.life === 'running' && !w.snapshotPending && this.persistence.due(w, now)));
+    this.snapshotUnderLock(this.dueForSnapshot(this.order));
+  }
+
+  /**
+   * The machines among `candidates` whose snapshot policy fires now. If the throttle holds some
+   * back, a timer wakes them when it lets them through, so they do not wait for the next write.
+   */
+  private dueForSnapshot(candidates: Iterable<WorkerNode>): WorkerNode[] {
+    const now = performance.now();
+    const due: WorkerNode[] = [];
+    let deferred = false;
+    for (const w of candidates) {
+      if (w.life !== 'running' || w.snapshotPending) continue;
+      const verdict = this.persistence.verdict(w, now);
+      if (verdict === 'due') due.push(w);
+      else if (verdict === 'deferred') deferred = true;
+    }
+    if (deferred && !this.snapshotWake && !this.ended) {
+      const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(this.persistence.quietUntil - now)));
+      this.snapshotWake = setTimeout(() => {
+        this.snapshotWake = null;
+        this.snapshotDueByTime();
+      }, delay);
+      this.snapshotWake.unref();
+    }
+    return due;
   }
 
   /**
@@ -454,7 +480,7 @@ export class App {
         this.store.appendBatch(rows);
         this.metrics.commitSeconds.observe((performance.now() - t0) / 1000);
         this.metrics.loggedRequests += count;
-        const now = Date.now();
+        const now = performance.now();
         for (const [w, g] of groups) {
           w.growth.requests += g.parts.length;
           w.growth.bytes += g.bytes;
@@ -481,10 +507,7 @@ export class App {
         r.settle(undefined, bytes);
       } else r.settle(undefined, r.output);
     }
-    if (!storageError) {
-      const now = Date.now();
-      this.snapshotLater([...groups.keys()].filter((w) => w.life === 'running' && !w.snapshotPending && this.persistence.due(w, now)));
-    }
+    if (!storageError) this.snapshotLater(this.dueForSnapshot(groups.keys()));
 
     // After a failed commit a machine may be left crashed (its reload failed too).
     if (crashed < 0 && !(storageError && this.order.some((w) => w.life === 'crashed'))) return { crashed };
@@ -531,6 +554,7 @@ export class App {
     await this.supervision.stop(this.root, 'stop');
     this.deadlines.clear();
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    if (this.snapshotWake) clearTimeout(this.snapshotWake);
     this.store.close();
     this.log({ type: 'application_stopped', reason: result.reason === 'normal' ? 'normal' : reason });
     this.resolveStopped(result);

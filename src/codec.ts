@@ -18,7 +18,8 @@ export interface Codec<I, O> {
  * The one CBOR configuration used everywhere (wire, request log, snapshots): standard CBOR maps
  * for objects (no cbor-x record extension, so any CBOR decoder can read our data), tag 259 for
  * `Map` (cbor-x's default without records) so Maps and plain objects stay distinct, cbor-x's tags
- * for Set, Date, typed arrays and bigint, and this library's tag for {@link ShardedMap}.
+ * for Set, Date, typed arrays and bigint, and this library's tag for {@link ShardedMap} (which a
+ * generic decoder shows as an unknown tag around an array of maps).
  */
 export const cbor = new Encoder({ useRecords: false });
 

@@ -5,7 +5,7 @@ import type { Metrics } from './metrics.js';
 import { recoverState, type RecoveryReport } from './recovery.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from './snapshot-encoding.js';
-import { snapshotDue, type ResolvedSnapshotPolicy } from './snapshot-policy.js';
+import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
 import type { SnapshotMeta, Store } from './store.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -14,6 +14,9 @@ export type SnapshotReason = 'policy' | 'terminate' | 'restart' | 'checkpoint';
 
 /** Connects running workers to the store: restoring their state and checkpointing it. */
 export class Persistence {
+  /** Until when (monotonic ms) count and age triggers wait: the snapshot throttle, for all machines. */
+  quietUntil = 0;
+
   constructor(
     readonly store: Store,
     readonly policy: ResolvedSnapshotPolicy,
@@ -35,7 +38,7 @@ export class Persistence {
     w.seq = report.seq;
     w.snapshotSeq = report.snapshotSeq;
     w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
-    w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? Date.now() : null };
+    w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? performance.now() : null };
     return report;
   }
 
@@ -93,16 +96,22 @@ export class Persistence {
     w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };
-    const ms = performance.now() - t0;
-    w.lastSnapshotCost = { endedAt: Date.now(), ms };
+    const end = performance.now();
+    const ms = end - t0;
+    this.quietUntil = quietUntil(this.policy, this.quietUntil, end, ms);
     this.metrics.snapshots++;
     this.metrics.snapshotSeconds.observe(ms / 1000);
     return meta;
   }
 
+  /** What the snapshot policy says about `w` now (`now`: performance.now()). */
+  verdict(w: WorkerNode, now: number): SnapshotVerdict {
+    return snapshotVerdict(this.policy, w.growth, now, this.quietUntil);
+  }
+
   /** Whether the snapshot policy asks for a snapshot of `w` now. */
   due(w: WorkerNode, now: number): boolean {
-    return snapshotDue(this.policy, w.growth, now, w.lastSnapshotCost);
+    return this.verdict(w, now) === 'due';
   }
 
   /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */

@@ -1,5 +1,4 @@
 import type { AnyMachine } from './machine.js';
-import type { SnapshotCost } from './snapshot-policy.js';
 import type { RestartType, Strategy, SupervisorSpec, WorkerSpec } from './tree.js';
 
 /** A snapshot as shown in status: what it covers, when, how big. */
@@ -36,8 +35,6 @@ export class WorkerNode {
   /** The latest good snapshot, without its state. */
   snapshot: SnapshotInfo | null = null;
   growth: Growth = { requests: 0, bytes: 0, firstAt: null };
-  /** What the latest snapshot written in this run cost (the policy's throttle), or null. */
-  lastSnapshotCost: SnapshotCost | null = null;
   restarts = 0;
   lastError: string | null = null;
   /** A policy snapshot is scheduled and has not run yet. */
