@@ -1,4 +1,5 @@
 import { Encoder } from 'cbor-x';
+import { assertNoAmplifyingTags } from './cbor-guard.js';
 import { DecodeError, EncodeError } from './errors.js';
 // Registers the ShardedMap CBOR extension before anything is encoded or decoded.
 import './sharded-map.js';
@@ -37,11 +38,18 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   }
 }
 
-/** The default codec: CBOR via cbor-x. */
+/**
+ * The default codec: CBOR via cbor-x. Inputs using value sharing, packed values or records are
+ * refused (see {@link assertNoAmplifyingTags}): they could turn a small request into a huge
+ * request-log entry.
+ */
 export function cborCodec<I = unknown, O = unknown>(): Codec<I, O> {
   return {
     contentType: 'application/cbor',
-    decode: (bytes) => decodeCbor(bytes) as I,
+    decode: (bytes) => {
+      assertNoAmplifyingTags(bytes);
+      return decodeCbor(bytes) as I;
+    },
     encode: (output) => {
       try {
         return encodeCbor(output);

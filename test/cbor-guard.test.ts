@@ -1,0 +1,79 @@
+import test from 'ava';
+import { Encoder } from 'cbor-x';
+import fc from 'fast-check';
+import { startApplication } from '../src/application.js';
+import { assertNoAmplifyingTags } from '../src/cbor-guard.js';
+import { cborCodec, encodeCbor } from '../src/codec.js';
+import { DecodeError } from '../src/errors.js';
+import { kvStore } from '../src/examples/kv-store.js';
+import { ShardedMap } from '../src/sharded-map.js';
+import { supervisor, worker } from '../src/tree.js';
+
+const codec = cborCodec();
+
+/** {op: 'store', key: 'k', value: [shareable(big), sharedref(0) x n]}: small on the wire, huge once re-encoded. */
+function sharedReferences(n: number, size: number): Uint8Array {
+  const head = Buffer.from(encodeCbor({ op: 'store', key: 'k' }));
+  const headLength = head[0] === 0xb9 ? 3 : 1; // cbor-x writes object maps with a 16-bit length
+  return Buffer.concat([
+    Uint8Array.of(0xa3),
+    head.subarray(headLength),
+    encodeCbor('value'),
+    Uint8Array.of(0x99, (n + 1) >> 8, (n + 1) & 0xff),
+    Uint8Array.of(0xd8, 0x1c),
+    encodeCbor('x'.repeat(size)),
+    Buffer.concat(Array.from({ length: n }, () => Uint8Array.of(0xd8, 0x1d, 0x00))),
+  ]);
+}
+
+test('value sharing (tags 28/29) is refused before decoding: no amplified log entry, state untouched', async (t) => {
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  try {
+    const bytes = sharedReferences(2000, 10_000); // ~16 KB on the wire, ~20 MB re-encoded
+    t.true(bytes.byteLength < 20_000);
+    await t.throwsAsync(app.callBytes('kv', bytes), { instanceOf: DecodeError, message: /tag 28/ });
+    t.is(app.metrics.loggedRequests, 0);
+    t.is(await app.call('kv', { op: 'size' }), 0);
+  } finally {
+    await app.stop();
+  }
+});
+
+test('records, packed values and bundled strings from other cbor-x configurations are refused', (t) => {
+  const rows = Array.from({ length: 50 }, (_, i) => ({ aVeryLongPropertyNameThatRecordsWriteOnlyOnce: i, other: 'x' }));
+  for (const [name, options] of [
+    ['records', { useRecords: true }],
+    ['packed', { pack: true, useRecords: false }],
+    ['bundled strings', { bundleStrings: true, useRecords: false }],
+  ] as const) {
+    const bytes = new Encoder(options as ConstructorParameters<typeof Encoder>[0]).encode({ op: 'store', key: 'k', value: rows.map((r) => ({ ...r, other: `${r.other}${'y'.repeat(20)}` })) });
+    t.throws(() => codec.decode(bytes), { instanceOf: DecodeError }, name);
+  }
+});
+
+test('everything this library encodes passes the guard, including indefinite lengths and tags', (t) => {
+  const values = fc.oneof(
+    fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: false, withObjectString: false, withSparseArray: false, maxDepth: 4 }),
+    fc.dictionary(fc.string(), fc.integer()).map((o) => new ShardedMap(Object.entries(o), 4)),
+  );
+  fc.assert(
+    fc.property(values, (v) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeCbor(v);
+      } catch {
+        return; // not encodable at all: not the guard's business
+      }
+      assertNoAmplifyingTags(bytes);
+    }),
+    { numRuns: 1000 },
+  );
+  // Hand-written indefinite-length forms other encoders use.
+  for (const hex of ['9f0102ff', 'bf616101ff', '5f42010243030405ff', '7f6161626263ff', 'c11a5f5e1000', 'd90103a1616101', '9f9f9fffffff', 'f97e00']) {
+    t.notThrows(() => assertNoAmplifyingTags(Buffer.from(hex, 'hex')), hex);
+  }
+  // A refused tag nested deep inside indefinite containers is still found.
+  t.throws(() => assertNoAmplifyingTags(Buffer.from('9f9fbf6161d81c01ffffff', 'hex')), { instanceOf: DecodeError });
+  // Truncated or malformed bytes are left to the decoder.
+  for (const hex of ['9b', 'bf', 'ff', '1c', '5affffffff']) t.notThrows(() => assertNoAmplifyingTags(Buffer.from(hex, 'hex')), hex);
+});
