@@ -113,6 +113,8 @@ export class App {
   private snapshotTimer: NodeJS.Timeout | null = null;
   /** Wakes deferred policy snapshots when the throttle lets them through. */
   private snapshotWake: NodeJS.Timeout | null = null;
+  /** Machines whose policy fired while the throttle held it: candidates after every batch. */
+  private readonly deferredSnapshots = new Set<WorkerNode>();
   // A request still queued is withdrawn and never applied. One already taken (a crashed request
   // waiting for its supervisor) has been stepped: only its reply is replaced by the timeout.
   private readonly deadlines = new Deadlines<Pending>(
@@ -308,20 +310,30 @@ export class App {
   }
 
   /**
-   * The machines among `candidates` whose snapshot policy fires now. If the throttle holds some
-   * back, a timer wakes them when it lets them through, so they do not wait for the next write.
+   * The machines among `candidates`, and those deferred earlier, whose snapshot policy fires
+   * now. Deferred machines stay candidates until they are snapshotted, so a machine that writes
+   * rarely is not starved by a busy one that keeps using the shared budget; and a timer wakes
+   * them when the throttle lets them through, so they do not wait for the next write.
    */
   private dueForSnapshot(candidates: Iterable<WorkerNode>): WorkerNode[] {
     const now = performance.now();
     const due: WorkerNode[] = [];
-    let deferred = false;
-    for (const w of candidates) {
-      if (w.life !== 'running' || w.snapshotPending) continue;
+    const seen = new Set<WorkerNode>();
+    const consider = (w: WorkerNode): void => {
+      if (seen.has(w)) return;
+      seen.add(w);
+      if (w.life !== 'running' || w.snapshotPending) {
+        this.deferredSnapshots.delete(w);
+        return;
+      }
       const verdict = this.persistence.verdict(w, now);
+      if (verdict === 'deferred') this.deferredSnapshots.add(w);
+      else this.deferredSnapshots.delete(w);
       if (verdict === 'due') due.push(w);
-      else if (verdict === 'deferred') deferred = true;
-    }
-    if (deferred && !this.snapshotWake && !this.ended) {
+    };
+    for (const w of this.deferredSnapshots) consider(w);
+    for (const w of candidates) consider(w);
+    if (this.deferredSnapshots.size > 0 && !this.snapshotWake && !this.ended) {
       const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(this.persistence.quietUntil - now)));
       this.snapshotWake = setTimeout(() => {
         this.snapshotWake = null;

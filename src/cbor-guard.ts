@@ -1,15 +1,21 @@
 import { DecodeError } from './errors.js';
 
+/** Largest bignum (tags 2 and 3) accepted in inputs, in bytes: 8,192 bits. */
+export const MAX_BIGNUM_BYTES = 1024;
+
 /**
- * A pre-decode check of untrusted CBOR (wire inputs) for the tags that let a small message
- * decode to a value whose plain encoding is huge.
+ * A pre-decode check of untrusted CBOR (wire inputs) for what makes a small message expensive.
  *
- * cbor-x understands value sharing (tags 28/29), packed values (tags 51 and 6), records (tags
- * 105 and 0xdff9..0xffff, which define property names once and reuse them) and bundled strings.
- * A state-changing input is re-encoded for the request log without any of these, so 100 KB of
- * shared references becomes a 200 MB log entry (and a 1 MiB request could need tens of GB).
- * This library's own encoder never writes these tags, so refusing them costs nothing
- * legitimate. Everything else (malformed or truncated bytes included) is left to the decoder.
+ * - cbor-x understands value sharing (tags 28/29), packed values (tags 51 and 6), records
+ *   (tags 105 and 0xdff9..0xffff, which define property names once and reuse them) and bundled
+ *   strings. A state-changing input is re-encoded for the request log without any of these, so
+ *   100 KB of shared references becomes a 200 MB log entry (and a 1 MiB request could need tens
+ *   of GB). This library's own encoder never writes these tags.
+ * - cbor-x converts bignums (tags 2/3) to and from BigInt in time quadratic in their length: a
+ *   256 KiB one takes about 36 s to decode. Bignums above {@link MAX_BIGNUM_BYTES} are refused.
+ *
+ * Refusals are DecodeErrors. Everything else (malformed or truncated bytes included) is left
+ * to the decoder. The walk is iterative and linear in the input.
  */
 export function assertNoAmplifyingTags(bytes: Uint8Array): void {
   const end = bytes.length;
@@ -64,12 +70,28 @@ export function assertNoAmplifyingTags(bytes: Uint8Array): void {
         break;
       case 6:
         if (amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed values or records) is not accepted in inputs`);
+        if (arg === 2 || arg === 3) checkBignum(bytes, pos);
         // The tagged item is the same item as the tag.
         if (remaining !== Number.POSITIVE_INFINITY) remaining++;
         break;
       default:
         break;
     }
+  }
+}
+
+/** The content of a bignum tag must be a definite byte string of at most MAX_BIGNUM_BYTES. */
+function checkBignum(bytes: Uint8Array, pos: number): void {
+  const head = bytes[pos];
+  if (head === undefined) return;
+  const info = head & 0x1f;
+  let length: number;
+  if (info < 24) length = info;
+  else if (info === 24) length = bytes[pos + 1] ?? 0;
+  else if (info === 25) length = ((bytes[pos + 1] ?? 0) << 8) | (bytes[pos + 2] ?? 0);
+  else length = Number.POSITIVE_INFINITY;
+  if (head >> 5 !== 2 || length > MAX_BIGNUM_BYTES) {
+    throw new DecodeError(`CBOR bignums (tags 2 and 3) must be byte strings of at most ${MAX_BIGNUM_BYTES} bytes`);
   }
 }
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { Encoder } from 'cbor-x';
 import fc from 'fast-check';
 import { startApplication } from '../src/application.js';
-import { assertNoAmplifyingTags } from '../src/cbor-guard.js';
+import { MAX_BIGNUM_BYTES, assertNoAmplifyingTags } from '../src/cbor-guard.js';
 import { cborCodec, encodeCbor } from '../src/codec.js';
 import { DecodeError } from '../src/errors.js';
 import { kvStore } from '../src/examples/kv-store.js';
@@ -76,4 +76,14 @@ test('everything this library encodes passes the guard, including indefinite len
   t.throws(() => assertNoAmplifyingTags(Buffer.from('9f9fbf6161d81c01ffffff', 'hex')), { instanceOf: DecodeError });
   // Truncated or malformed bytes are left to the decoder.
   for (const hex of ['9b', 'bf', 'ff', '1c', '5affffffff']) t.notThrows(() => assertNoAmplifyingTags(Buffer.from(hex, 'hex')), hex);
+});
+
+test('bignums larger than MAX_BIGNUM_BYTES are refused before cbor-x spends quadratic time on them', (t) => {
+  const bignum = (bytes: number): Uint8Array => Buffer.concat([Uint8Array.of(0xc2, 0x59, bytes >> 8, bytes & 0xff), Buffer.alloc(bytes, 0xab)]);
+  t.throws(() => codec.decode(bignum(MAX_BIGNUM_BYTES + 1)), { instanceOf: DecodeError, message: /bignums/ });
+  t.throws(() => codec.decode(Buffer.from('c3' + '6161', 'hex')), { instanceOf: DecodeError, message: /bignums/ }, 'content must be a byte string');
+  t.is(typeof codec.decode(bignum(MAX_BIGNUM_BYTES)), 'bigint');
+  const big = 2n ** 8000n + 12345n; // what this library encodes for a large bigint passes
+  t.is(codec.decode(encodeCbor(big)), big);
+  t.is(codec.decode(encodeCbor(-big)), -big);
 });

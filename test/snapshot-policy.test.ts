@@ -1,6 +1,10 @@
 import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startApplication } from '../src/application.js';
 import { kvStore } from '../src/examples/kv-store.js';
+import { defineMachine } from '../src/machine.js';
 import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotDue, snapshotVerdict } from '../src/snapshot-policy.js';
 import { supervisor, worker } from '../src/tree.js';
 
@@ -128,6 +132,46 @@ test('the throttle is shared by all machines: several busy machines together sta
     // 25% of slack for timer and measurement noise; per-machine throttles gave about 37% here.
     t.true(spent <= 1.25 * share * wall + 4 * each, `${Math.round(spent)} ms of snapshots in ${Math.round(wall)} ms`);
   } finally {
+    await app.stop();
+  }
+});
+
+test('a machine that writes rarely is not starved of snapshots by a busy one using the shared budget', async (t) => {
+  // A: a 16 MB state written without pause, so its snapshots keep using the shared budget.
+  const big = defineMachine<{ blob: Uint8Array; n: number }, number, number>({
+    init: () => ({ blob: new Uint8Array(16e6).fill(1), n: 0 }),
+    step: (i, s) => {
+      s.n += i;
+      return [s, s.n];
+    },
+  });
+  const small = defineMachine<{ n: number }, number, number>({
+    init: () => ({ n: 0 }),
+    step: (i, s) => {
+      s.n += i;
+      return [s, s.n];
+    },
+  });
+  const db = join(mkdtempSync(join(tmpdir(), 'ssm-starve-')), 'db');
+  const app = await startApplication(supervisor('one_for_one', [worker('A', big), worker('B', small)]), { db, durability: 'normal', logger: false, snapshot: { every: 20, everyBytes: 0, maxTimeShare: 0.1 } });
+  let stop = false;
+  const pumps = Array.from({ length: 4 }, async () => {
+    while (!stop) await app.call('A', 1);
+  });
+  // B: 20 writes, then one every 50 ms.
+  for (let i = 0; i < 20; i++) await app.call('B', 1);
+  const timer = setInterval(() => void app.call('B', 1).catch(() => {}), 50);
+  try {
+    const b = () => (app.status() as unknown as { children: { name: string; seq: number; snapshotSeq: number }[] }).children.find((c) => c.name === 'B')!;
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = b().snapshotSeq;
+    // Starved, B kept its snapshot from the first second for good; now it must move on.
+    await new Promise((r) => setTimeout(r, 3000));
+    t.true(b().snapshotSeq > before, `B at seq ${b().seq} still has its snapshot at ${b().snapshotSeq}`);
+  } finally {
+    clearInterval(timer);
+    stop = true;
+    await Promise.all(pumps);
     await app.stop();
   }
 });
