@@ -246,7 +246,7 @@ export async function runWrites(profile: Profile): Promise<Record<string, unknow
       ...rows.map((r) => [r.system, r.variant, r.durability, fmt(r.ops), fmt(r.opsPerSec), fmtMs(r.p50), fmtMs(r.p99), r.latencyOf]),
     ],
     [
-      `ssm: kv store via app.call, closed loop (each caller awaits its reply), default snapshot policy (every ${DEFAULT_SNAPSHOT_POLICY.every} requests), fresh db per row.`,
+      `ssm: kv store via app.call, closed loop (each caller awaits its reply), default snapshot policy (every ${DEFAULT_SNAPSHOT_POLICY.every} requests, at most ${DEFAULT_SNAPSHOT_POLICY.maxTimeShare * 100}% of the time), fresh db per row.`,
       'raw: INSERT OR REPLACE (key TEXT PRIMARY KEY, value BLOB) in WAL; each raw row ran twice (before/after ssm), ratios use the mean.',
       "durability full = synchronous FULL (fsync per commit); normal = synchronous NORMAL (survives a process crash, not power loss); sync = the peer's own fsync.",
       'lmdb/classic-level durability: lmdb default (sync on commit), classic-level sync:true.',
