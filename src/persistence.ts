@@ -109,10 +109,6 @@ export class Persistence {
     return snapshotVerdict(this.policy, w.growth, now, this.quietUntil);
   }
 
-  /** Whether the snapshot policy asks for a snapshot of `w` now. */
-  due(w: WorkerNode, now: number): boolean {
-    return this.verdict(w, now) === 'due';
-  }
 
   /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */
   async tryCheckpoint(w: WorkerNode, reason: SnapshotReason): Promise<void> {
