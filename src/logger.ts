@@ -18,7 +18,8 @@ export type Logger = (event: LifecycleEvent) => void;
 
 function recoveryText(r: RecoveryReport): string {
   if (r.path === 'init' && r.replayed === 0) return 'fresh state';
-  const from = r.path === 'init' ? 'init' : `snapshot @${r.snapshotSeq}${r.path === 'older-snapshot' ? ` (newer rejected: ${r.rejected.map((x) => x.reason).join(', ')})` : ''}`;
+  const migrated = r.migratedFrom !== null ? `, migrated from state version ${r.migratedFrom}` : '';
+  const from = r.path === 'init' ? 'init' : `snapshot @${r.snapshotSeq}${migrated}${r.path === 'older-snapshot' ? ` (newer rejected: ${r.rejected.map((x) => x.reason).join(', ')})` : ''}`;
   const ms = r.ms.load + r.ms.migrate + r.ms.replay;
   return `recovered from ${from} + ${r.replayed} replayed, seq ${r.seq}, ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
 }

@@ -10,6 +10,8 @@ export interface RecoveryReport {
   /** Sequence number of the snapshot used (0 for init). */
   readonly snapshotSeq: number;
   readonly snapshotVersion: number | null;
+  /** The snapshot's state version when `migrate()` had to bring it to the machine's, else null. */
+  readonly migratedFrom: number | null;
   /** The snapshot used, without its state (null for init). */
   readonly snapshot: SnapshotMeta | null;
   /** Snapshots skipped, with why. */
@@ -118,6 +120,7 @@ export function recoverState<S>(store: Store, name: string, machine: AnyMachine,
       path,
       snapshotSeq: base?.meta.seq ?? 0,
       snapshotVersion: base?.meta.stateVersion ?? null,
+      migratedFrom: base && base.meta.stateVersion !== machine.version ? base.meta.stateVersion : null,
       snapshot: base?.meta ?? null,
       rejected,
       replayed,

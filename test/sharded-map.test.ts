@@ -8,6 +8,7 @@ import { decodeCbor, encodeCbor } from '../src/codec.js';
 import { DecodeError } from '../src/errors.js';
 import { KV_STATE_VERSION, kvStore, migrateKvState } from '../src/examples/kv-store.js';
 import { openKV } from '../src/kv.js';
+import { formatEvent } from '../src/logger.js';
 import { SHARDED_MAP_TAG, ShardedMap, hashKey } from '../src/sharded-map.js';
 import { encodeStateSlices } from '../src/snapshot-encoding.js';
 import { Store } from '../src/store.js';
@@ -123,7 +124,9 @@ test('KV state version 1 (a plain Map) is migrated to a ShardedMap on load, with
   store.appendBatch([{ machine: 'kv1', firstSeq: 1001, lastSeq: 1001, count: 1, requests: encodeCbor({ op: 'store', key: 'after', value: 'x' }) }]);
   store.close();
 
-  const app = await startApplication(supervisor('one_for_one', [worker('kv1', kvStore())]), { db, logger: false });
+  const lines: string[] = [];
+  const app = await startApplication(supervisor('one_for_one', [worker('kv1', kvStore())]), { db, logger: (e) => lines.push(formatEvent(e)) });
+  t.regex(lines.join('\n'), /kv1 started \(recovered from snapshot @1000, migrated from state version 1 \+ 1 replayed, seq 1001/);
   t.is(await app.call('kv1', { op: 'size' }), 1001);
   t.deepEqual(await app.call('kv1', { op: 'lookup', key: 'k999' }), { i: 999 });
   t.is(await app.call('kv1', { op: 'lookup', key: 'after' }), 'x');
