@@ -17,6 +17,7 @@ import { Deadlines } from './deadlines.js';
 import { EventLoop, type Request } from './event-loop.js';
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
+import { NEEDS_CBOR, plainCopy } from './input-copy.js';
 import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { resolveSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
@@ -395,13 +396,15 @@ export class App {
   }
 
   /**
-   * Encodes every state-changing input of the batch for the log, then decodes them all in one
-   * call: each step gets exactly what replay will see (the CBOR round trip), never the caller's
-   * object, so live and recovered state cannot diverge and a caller mutating its object later
-   * cannot reach into the state. Returns where a throwing readOnly() stopped the preparation.
+   * Gives every state-changing input of the batch its log encoding and the copy its step gets:
+   * exactly what replay will see, never the caller's object, so live and recovered state cannot
+   * diverge and a caller mutating its object later cannot reach into the state. Plain data is
+   * copied directly and the copy encoded ({@link plainCopy}); anything else takes the CBOR round
+   * trip, all such inputs decoded in one call. Returns where a throwing readOnly() stopped.
    */
   private prepareInputs(batch: Pending[]): { stoppedAt: number; error?: unknown } {
     const parts: Uint8Array[] = [];
+    const roundTrip: Pending[] = [];
     let stoppedAt = -1;
     let error: unknown;
     for (let i = 0; i < batch.length; i++) {
@@ -419,16 +422,23 @@ export class App {
       }
       if (readOnly) continue;
       try {
-        r.logged = encodeCbor(r.input);
-        parts.push(r.logged);
+        const copy = plainCopy(r.input);
+        if (copy !== NEEDS_CBOR) {
+          r.logged = encodeCbor(copy);
+          r.stepInput = copy;
+        } else {
+          r.logged = encodeCbor(r.input);
+          parts.push(r.logged);
+          roundTrip.push(r);
+        }
       } catch (err) {
+        r.logged = null;
         r.error = new EncodeError(`input for ${r.target.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
       }
     }
     if (parts.length > 0) {
       const copies = cbor.decodeMultiple(parts.length === 1 ? parts[0]! : Buffer.concat(parts)) as unknown[];
-      let k = 0;
-      for (const r of batch) if (r.logged) r.stepInput = copies[k++];
+      for (let k = 0; k < roundTrip.length; k++) roundTrip[k]!.stepInput = copies[k];
     }
     return { stoppedAt, error };
   }
