@@ -6,11 +6,13 @@ export const MAX_BIGNUM_BYTES = 1024;
 /**
  * A pre-decode check of untrusted CBOR (wire inputs) for what makes a small message expensive.
  *
- * - cbor-x understands value sharing (tags 28/29), packed values (tags 51 and 6), records
- *   (tags 105 and 0xdff9..0xffff, which define property names once and reuse them) and bundled
- *   strings. A state-changing input is re-encoded for the request log without any of these, so
- *   100 KB of shared references becomes a 200 MB log entry (and a 1 MiB request could need tens
- *   of GB). This library's own encoder never writes these tags.
+ * - cbor-x understands value sharing (tags 28/29), packed-value tables (tag 51) and record
+ *   definitions (tags 105, 0xdffe, 0xdfff: property names defined once and reused). A
+ *   state-changing input is re-encoded for the request log without any of these, so 100 KB of
+ *   shared references becomes a 200 MB log entry (and a 1 MiB request could need tens of GB).
+ *   This library's own encoder never writes these tags. Without a table or a definition, the
+ *   tags that would refer to one (6, 0xe000..0xffff) decode as inert `Tag` objects, so they
+ *   pass.
  * - cbor-x converts bignums (tags 2/3) to and from BigInt in time quadratic in their length: a
  *   256 KiB one takes about 36 s to decode. Bignums above {@link MAX_BIGNUM_BYTES} are refused.
  *
@@ -69,7 +71,7 @@ export function assertNoAmplifyingTags(bytes: Uint8Array): void {
         }
         break;
       case 6:
-        if (amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed values or records) is not accepted in inputs`);
+        if (amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed-value tables or record definitions) is not accepted in inputs`);
         if (arg === 2 || arg === 3) checkBignum(bytes, pos);
         // The tagged item is the same item as the tag.
         if (remaining !== Number.POSITIVE_INFINITY) remaining++;
@@ -96,5 +98,5 @@ function checkBignum(bytes: Uint8Array, pos: number): void {
 }
 
 function amplifying(tag: number): boolean {
-  return tag === 6 || tag === 28 || tag === 29 || tag === 51 || tag === 105 || (tag >= 0xdff9 && tag <= 0xffff);
+  return tag === 28 || tag === 29 || tag === 51 || tag === 105 || tag === 0xdffe || tag === 0xdfff;
 }

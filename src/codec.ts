@@ -39,9 +39,9 @@ export function decodeCbor(bytes: Uint8Array): unknown {
 }
 
 /**
- * The default codec: CBOR via cbor-x. Inputs using value sharing, packed values or records are
- * refused (see {@link assertNoAmplifyingTags}): they could turn a small request into a huge
- * request-log entry.
+ * The default codec: CBOR via cbor-x. Inputs using value sharing, packed-value tables, record
+ * definitions or bignums over 1 KiB are refused (see {@link assertNoAmplifyingTags}): they could
+ * turn a small request into a huge request-log entry or a long stall.
  */
 export function cborCodec<I = unknown, O = unknown>(): Codec<I, O> {
   return {

@@ -10,6 +10,7 @@
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { startApplication, type App } from '../src/application.js';
+import { assertNoAmplifyingTags } from '../src/cbor-guard.js';
 import { decodeCbor, encodeCbor, jsonCodec } from '../src/codec.js';
 import { DecodeError, PayloadTooLargeError, SsmError } from '../src/errors.js';
 import { kvStore, validateKvInput, type KvTable } from '../src/examples/kv-store.js';
@@ -45,6 +46,8 @@ async function check(t: ExecutionContext, app: App, model: MapState, codes: Map<
   else {
     let input;
     try {
+      // The wire rules: refused tags first (cbor-guard, tested on its own), then decode and validate.
+      assertNoAmplifyingTags(bytes);
       input = validateKvInput(decodeCbor(bytes));
     } catch {
       input = null;
