@@ -437,8 +437,26 @@ export class App {
       }
     }
     if (parts.length > 0) {
-      const copies = cbor.decodeMultiple(parts.length === 1 ? parts[0]! : Buffer.concat(parts)) as unknown[];
-      for (let k = 0; k < roundTrip.length; k++) roundTrip[k]!.stepInput = copies[k];
+      let copies: unknown[] | null = null;
+      try {
+        copies = cbor.decodeMultiple(parts.length === 1 ? parts[0]! : Buffer.concat(parts)) as unknown[];
+      } catch {
+        // Some input encodes into something the decoder refuses (over its size limits): find
+        // which, one at a time. Logging it would make the log unreplayable.
+      }
+      for (let k = 0; k < roundTrip.length; k++) {
+        const r = roundTrip[k]!;
+        if (copies) {
+          r.stepInput = copies[k];
+          continue;
+        }
+        try {
+          r.stepInput = cbor.decode(r.logged!);
+        } catch (err) {
+          r.logged = null;
+          r.error = new EncodeError(`input for ${r.target.name} does not survive the CBOR round trip (replay could not decode it): ${describe(err)}`, { cause: err });
+        }
+      }
     }
     return { stoppedAt, error };
   }

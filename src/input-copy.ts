@@ -17,6 +17,13 @@ export const NEEDS_CBOR: unique symbol = Symbol('needs the CBOR round trip');
 /** Nesting beyond which the round trip is used (it reports cycles and hostile depth properly). */
 const MAX_DEPTH = 64;
 
+/**
+ * Array elements or object keys beyond which the round trip is used. cbor-x refuses to decode
+ * arrays over 112,810,000 elements and maps over 16,810,000 entries; a copy made without it
+ * could be logged and acknowledged, and then never replayed.
+ */
+export const MAX_PLAIN_ENTRIES = 16_000_000;
+
 type WellFormed = string & { isWellFormed(): boolean };
 
 /**
@@ -26,6 +33,9 @@ type WellFormed = string & { isWellFormed(): boolean };
  * cannot promise that equality.
  */
 export function plainCopy(value: unknown): unknown {
+  // The encoder tells arrays and plain objects apart by their constructor: if other code has
+  // reassigned these, its encoding is no longer what a copy would be.
+  if (Array.prototype.constructor !== Array || Object.prototype.constructor !== Object) return NEEDS_CBOR;
   return copy(value, 0);
 }
 
@@ -49,6 +59,7 @@ function copy(value: unknown, depth: number): unknown {
   if (proto === Array.prototype) {
     const source = value as unknown[];
     const n = source.length;
+    if (n > MAX_PLAIN_ENTRIES) return NEEDS_CBOR;
     const out = new Array<unknown>(n);
     for (let i = 0; i < n; i++) {
       const v = copy(source[i], depth + 1);
@@ -62,9 +73,10 @@ function copy(value: unknown, depth: number): unknown {
   // cbor-x keeps only own keys when hasOwnProperty is callable; otherwise its rule differs.
   if (typeof source['hasOwnProperty'] !== 'function') return NEEDS_CBOR;
   const out: Record<string, unknown> = {};
+  let keys = 0;
   for (const key in source) {
     if (!Object.prototype.hasOwnProperty.call(source, key)) continue;
-    if (key === '__proto__') return NEEDS_CBOR;
+    if (key === '__proto__' || ++keys > MAX_PLAIN_ENTRIES) return NEEDS_CBOR;
     const v = copy(source[key], depth + 1);
     if (v === NEEDS_CBOR) return NEEDS_CBOR;
     out[key] = v;

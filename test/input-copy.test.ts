@@ -3,8 +3,9 @@ import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { startApplication } from '../src/application.js';
 import { decodeCbor, encodeCbor } from '../src/codec.js';
+import { EncodeError } from '../src/errors.js';
 import { kvStore } from '../src/examples/kv-store.js';
-import { NEEDS_CBOR, plainCopy } from '../src/input-copy.js';
+import { MAX_PLAIN_ENTRIES, NEEDS_CBOR, plainCopy } from '../src/input-copy.js';
 import { ShardedMap } from '../src/sharded-map.js';
 import { supervisor, worker } from '../src/tree.js';
 
@@ -97,6 +98,36 @@ test('a caller mutating its input after call cannot reach the state, on both pat
     rich.nested.n = 3;
     t.deepEqual(await app.call('kv', { op: 'lookup', key: 'plain' }), { nested: { n: 2 } });
     t.deepEqual(await app.call('kv', { op: 'lookup', key: 'rich' }), { nested: { n: 2 }, when: new Date(0) });
+  } finally {
+    await app.stop();
+  }
+});
+
+test('arrays and objects beyond what the decoder accepts take the round trip; so does a runtime whose constructors were reassigned', (t) => {
+  t.is(plainCopy({ a: new Array(MAX_PLAIN_ENTRIES + 1) }), NEEDS_CBOR);
+  t.not(plainCopy([new Array(1000)]), NEEDS_CBOR);
+  const saved = Array.prototype.constructor;
+  try {
+    // The encoder would write such arrays as maps; the copy must not claim otherwise.
+    Object.defineProperty(Array.prototype, 'constructor', { value: Object, writable: true, configurable: true, enumerable: false });
+    t.is(plainCopy({ a: [1] }), NEEDS_CBOR);
+  } finally {
+    Object.defineProperty(Array.prototype, 'constructor', { value: saved, writable: true, configurable: true, enumerable: false });
+  }
+  t.not(plainCopy({ a: [1] }), NEEDS_CBOR);
+});
+
+test('an input whose encoding the decoder refuses is an EncodeError, never logged; the machine keeps serving', async (t) => {
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  try {
+    // A Date sends it down the round trip; 112,810,001 holes exceed cbor-x's decode limit.
+    const huge = { op: 'store', key: 'huge', value: [new Date(0), new Array(112_810_001)] };
+    const ok = app.call('kv', { op: 'store', key: 'fine', value: 1 });
+    await t.throwsAsync(app.call('kv', huge), { instanceOf: EncodeError, message: /does not survive the CBOR round trip/ });
+    await ok;
+    t.is(app.metrics.loggedRequests, 1, 'only the good request of the batch was logged');
+    t.is(await app.call('kv', { op: 'lookup', key: 'fine' }), 1);
+    t.is(await app.call('kv', { op: 'has', key: 'huge' }), false);
   } finally {
     await app.stop();
   }
