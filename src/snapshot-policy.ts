@@ -88,7 +88,3 @@ export function snapshotVerdict(policy: ResolvedSnapshotPolicy, growth: LogGrowt
   return now < quiet ? 'deferred' : 'due';
 }
 
-/** True when the policy asks for a snapshot now. */
-export function snapshotDue(policy: ResolvedSnapshotPolicy, growth: LogGrowth, now: number, quiet = 0): boolean {
-  return snapshotVerdict(policy, growth, now, quiet) === 'due';
-}

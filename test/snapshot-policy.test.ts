@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { startApplication } from '../src/application.js';
 import { kvStore } from '../src/examples/kv-store.js';
 import { defineMachine } from '../src/machine.js';
-import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotDue, snapshotVerdict } from '../src/snapshot-policy.js';
+import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotVerdict, type LogGrowth } from '../src/snapshot-policy.js';
 import { supervisor, worker } from '../src/tree.js';
 
 const policy = (p = {}) => resolveSnapshotPolicy(p);
+const snapshotDue = (p: ReturnType<typeof policy>, growth: LogGrowth, now: number): boolean => snapshotVerdict(p, growth, now) === 'due';
 
 test('nothing logged since the last snapshot: never due, whatever the policy', (t) => {
   t.false(snapshotDue(policy({ every: 1, everyMs: 1, everyBytes: 1 }), { requests: 0, bytes: 0, firstAt: null }, 1e12));
