@@ -41,20 +41,9 @@ export function assertNoAmplifyingTags(bytes: Uint8Array): void {
     if (remaining !== Number.POSITIVE_INFINITY) remaining--;
     const major = initial >> 5;
     const info = initial & 0x1f;
-    let arg: number;
-    if (info < 24) arg = info;
-    else if (info === 24) arg = bytes[pos++] ?? 0;
-    else if (info === 25) {
-      arg = ((bytes[pos] ?? 0) << 8) | (bytes[pos + 1] ?? 0);
-      pos += 2;
-    } else if (info === 26) {
-      arg = (((bytes[pos] ?? 0) << 24) >>> 0) + (((bytes[pos + 1] ?? 0) << 16) | ((bytes[pos + 2] ?? 0) << 8) | (bytes[pos + 3] ?? 0));
-      pos += 4;
-    } else if (info === 27) {
-      arg = ((bytes[pos] ?? 0) * 2 ** 24 + ((bytes[pos + 1] ?? 0) << 16) + ((bytes[pos + 2] ?? 0) << 8) + (bytes[pos + 3] ?? 0)) * 2 ** 32 + (((bytes[pos + 4] ?? 0) << 24) >>> 0) + (((bytes[pos + 5] ?? 0) << 16) | ((bytes[pos + 6] ?? 0) << 8) | (bytes[pos + 7] ?? 0));
-      pos += 8;
-    } else if (info === 31) arg = -1;
-    else return; // reserved additional information: malformed, the decoder says so
+    const arg = readArgument(bytes, pos, info);
+    if (Number.isNaN(arg)) return; // reserved additional information: malformed, the decoder says so
+    pos += ARGUMENT_BYTES[info] ?? 0;
     switch (major) {
       case 2:
       case 3:
@@ -82,17 +71,32 @@ export function assertNoAmplifyingTags(bytes: Uint8Array): void {
   }
 }
 
+/** Bytes of argument after the initial byte, by additional information (24..27). */
+const ARGUMENT_BYTES: readonly number[] = Object.assign(new Array<number>(32).fill(0), { 24: 1, 25: 2, 26: 4, 27: 8 });
+
+/**
+ * The argument of a head whose initial byte had additional information `info`, read from the
+ * bytes at `pos` (missing bytes read as 0: truncation is the decoder's to report). -1 for an
+ * indefinite length, NaN for the reserved values 28..30.
+ */
+function readArgument(bytes: Uint8Array, pos: number, info: number): number {
+  const b = (i: number): number => bytes[pos + i] ?? 0;
+  if (info < 24) return info;
+  if (info === 24) return b(0);
+  if (info === 25) return (b(0) << 8) | b(1);
+  if (info === 26) return b(0) * 2 ** 24 + ((b(1) << 16) | (b(2) << 8) | b(3));
+  if (info === 27) return (b(0) * 2 ** 24 + ((b(1) << 16) | (b(2) << 8) | b(3))) * 2 ** 32 + b(4) * 2 ** 24 + ((b(5) << 16) | (b(6) << 8) | b(7));
+  return info === 31 ? -1 : Number.NaN;
+}
+
 /** The content of a bignum tag must be a definite byte string of at most MAX_BIGNUM_BYTES. */
 function checkBignum(bytes: Uint8Array, pos: number): void {
   const head = bytes[pos];
   if (head === undefined) return;
+  // A length head longer than 2 bytes is refused too: no byte string of 1 KiB needs one.
   const info = head & 0x1f;
-  let length: number;
-  if (info < 24) length = info;
-  else if (info === 24) length = bytes[pos + 1] ?? 0;
-  else if (info === 25) length = ((bytes[pos + 1] ?? 0) << 8) | (bytes[pos + 2] ?? 0);
-  else length = Number.POSITIVE_INFINITY;
-  if (head >> 5 !== 2 || length > MAX_BIGNUM_BYTES) {
+  const length = info > 25 ? Number.NaN : readArgument(bytes, pos + 1, info);
+  if (head >> 5 !== 2 || !(length >= 0 && length <= MAX_BIGNUM_BYTES)) {
     throw new DecodeError(`CBOR bignums (tags 2 and 3) must be byte strings of at most ${MAX_BIGNUM_BYTES} bytes`);
   }
 }
