@@ -1,4 +1,4 @@
-import { ShardedMap } from './sharded-map.js';
+import { isMapLike } from './sharded-map.js';
 
 /**
  * JSON rendering of machine outputs, which may hold values JSON lacks (they arrive over CBOR or
@@ -12,7 +12,7 @@ export function toJson(value: unknown): string {
 
 function replacer(_key: string, v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
-  if (v instanceof Map || v instanceof ShardedMap) {
+  if (isMapLike(v)) {
     const entries: [unknown, unknown][] = [...v.entries()];
     return entries.every(([k]) => typeof k === 'string') ? Object.fromEntries(entries) : entries;
   }

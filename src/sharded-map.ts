@@ -127,6 +127,11 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   }
 }
 
+/** A `Map` or a {@link ShardedMap}: what renders and snapshots like a map. */
+export function isMapLike(value: unknown): value is ReadonlyMap<unknown, unknown> | ShardedMap<unknown> {
+  return value instanceof Map || value instanceof ShardedMap;
+}
+
 /** `String.prototype.isWellFormed` (Node 20) is newer than this project's TypeScript lib. */
 type WellFormed = string & { isWellFormed(): boolean };
 

@@ -1,5 +1,5 @@
 import { cbor, encodeCbor } from './codec.js';
-import { SHARDED_MAP_TAG, ShardedMap } from './sharded-map.js';
+import { SHARDED_MAP_TAG, ShardedMap, isMapLike } from './sharded-map.js';
 
 /**
  * Encodes a machine's state for a snapshot, in slices, so that a large state does not block
@@ -28,7 +28,7 @@ function arrayHeadLength(first: number): number {
 
 /** Entries a state holds for slicing purposes: those of a Map or ShardedMap, else 0. */
 export function stateEntries(state: unknown): number {
-  return state instanceof Map || state instanceof ShardedMap ? state.size : 0;
+  return isMapLike(state) ? state.size : 0;
 }
 
 /** The encoded state, as a sequence of byte chunks to concatenate. */

@@ -1,4 +1,4 @@
-import { ShardedMap } from '../sharded-map.js';
+import { isMapLike } from '../sharded-map.js';
 
 /**
  * Turning decoded CBOR values (Maps, Dates, bigint, byte strings, ...) into JSON and into short
@@ -33,7 +33,7 @@ export function toJson(value: unknown, seen: Set<object> = new Set()): unknown {
   if (obj instanceof Error) return { name: obj.name, message: obj.message };
   seen.add(obj);
   try {
-    if (obj instanceof Map || obj instanceof ShardedMap) {
+    if (isMapLike(obj)) {
       const entries: [unknown, unknown][] = [...obj.entries()];
       if (entries.every(([k]) => typeof k === 'string')) {
         const out: Record<string, unknown> = {};
@@ -68,7 +68,7 @@ function keyText(key: unknown): string {
  * anything else as indented JSON. Each line is prefixed with `indent`.
  */
 export function stateText(state: unknown, indent = '  '): string[] {
-  if (state instanceof Map || state instanceof ShardedMap) {
+  if (isMapLike(state)) {
     if (state.size === 0) return [`${indent}(empty map)`];
     const rows = [...(state.entries() as Iterable<[unknown, unknown]>)].map(([k, v]) => [keyText(k), compact(v)] as const);
     rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));

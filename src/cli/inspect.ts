@@ -1,4 +1,4 @@
-import { ShardedMap } from '../sharded-map.js';
+import { isMapLike } from '../sharded-map.js';
 import { ConfigError, RecoveryError, SsmError } from '../errors.js';
 import type { Store } from '../store.js';
 import { intFlag, parseCommand } from './args.js';
@@ -112,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const m of out) {
         const when = at !== undefined ? `as of seq ${m.seq} (latest ${m.lastSeq})` : `seq ${m.seq}`;
         const from = m.snapshotSeq > 0 ? `snapshot @${m.snapshotSeq} + ${m.replayed} replayed` : `init + ${m.replayed} replayed`;
-        const size = m.state instanceof Map || m.state instanceof ShardedMap ? `, ${m.state.size} ${m.state.size === 1 ? 'entry' : 'entries'}` : '';
+        const size = isMapLike(m.state) ? `, ${m.state.size} ${m.state.size === 1 ? 'entry' : 'entries'}` : '';
         lines.push(`${m.name}  ${when}  [${m.status}, ${m.restarts} restart${m.restarts === 1 ? '' : 's'}; ${from}${size}]`);
         lines.push(...stateText(m.state));
       }
