@@ -6,11 +6,11 @@
  * database stays bounded by snapshots and log compaction.
  */
 import test from 'ava';
-import { statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startApplication } from '../src/application.js';
+import { sizeOnDisk } from '../src/cli/compact.js';
 import { QueueFullError } from '../src/errors.js';
 import { kvStep, kvStore } from '../src/examples/kv-store.js';
 import { serve } from '../src/http.js';
@@ -142,17 +142,6 @@ async function burstFromChild(port: number, n: number, prefix: string): Promise<
   });
 }
 
-function dbBytes(path: string): number {
-  let total = 0;
-  for (const p of [path, `${path}-wal`]) {
-    try {
-      total += statSync(p).size;
-    } catch {
-      // no WAL
-    }
-  }
-  return total;
-}
 
 (LONG ? test : test.skip)('soak (long form): a steady write rate for minutes; flat memory, database bounded by snapshots and compaction, every write acknowledged', async (t) => {
   const seconds = Number(process.env['SSM_SOAK_SECONDS'] ?? 180);
@@ -184,7 +173,7 @@ function dbBytes(path: string): number {
     const elapsed = (performance.now() - start) / 1000;
     if (samples.length === 0 || elapsed - samples[samples.length - 1]!.s >= 10) {
       lat.sort((a, b) => a - b);
-      samples.push({ s: Math.round(elapsed), rssMb: process.memoryUsage().rss / 1048576, heapMb: heapMb(), dbMb: dbBytes(db) / 1048576, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 });
+      samples.push({ s: Math.round(elapsed), rssMb: process.memoryUsage().rss / 1048576, heapMb: heapMb(), dbMb: sizeOnDisk(db) / 1048576, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 });
       lat = [];
     }
     const wait = 100 - (performance.now() - tick);

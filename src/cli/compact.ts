@@ -22,7 +22,8 @@ Options:
                  newest is ever corrupt)
 ${MODULE_HELP}`;
 
-function sizeOnDisk(path: string): number {
+/** Bytes of a database file plus its WAL. */
+export function sizeOnDisk(path: string): number {
   let total = 0;
   for (const p of [path, `${path}-wal`]) {
     try {
