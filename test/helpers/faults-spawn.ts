@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { eachLine } from './lines.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/faults-child.ts', import.meta.url));
@@ -24,17 +25,11 @@ export interface Finished {
 export function runFixture(args: readonly string[], env: Record<string, string> = {}, options: { killAfter?: number; timeoutMs?: number } = {}): Promise<Finished> {
   const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
-  let partial = '';
   let stderr = '';
   let acks = 0;
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      if (line.startsWith('ack ') && options.killAfter !== undefined && ++acks === options.killAfter) proc.kill('SIGKILL');
-    }
+  eachLine(proc.stdout, (line) => {
+    lines.push(line);
+    if (line.startsWith('ack ') && options.killAfter !== undefined && ++acks === options.killAfter) proc.kill('SIGKILL');
   });
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (c: string) => (stderr += c));

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { eachLine } from './lines.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/kv-child.ts', import.meta.url));
@@ -22,18 +23,11 @@ export interface Child {
 export function spawnKvChild(args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines: string[] = [];
-  let partial = '';
   let err = '';
   let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    // The last part is an unterminated line: an ack is only counted once its newline arrived.
-    partial = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      waiters = waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
-    }
+  eachLine(proc.stdout, (line) => {
+    lines.push(line);
+    waiters = waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
   });
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (c: string) => (err += c));
