@@ -5,13 +5,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = new URL('../', import.meta.url);
-const source = new URL('src/cli.ts', root);
+const source = new URL('src/cli/main.ts', root);
 let cli;
 if (existsSync(fileURLToPath(source))) {
   const { register } = await import('tsx/esm/api');
   register();
   cli = await import(source.href);
 } else {
-  cli = await import(new URL('dist/cli.js', root).href);
+  cli = await import(new URL('dist/cli/main.js', root).href);
 }
 process.exitCode = await cli.main(process.argv.slice(2));

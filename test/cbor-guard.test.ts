@@ -1,27 +1,28 @@
 import test from 'ava';
 import { Encoder } from 'cbor-x';
 import fc from 'fast-check';
-import { startApplication } from '../src/application.js';
-import { MAX_BIGNUM_BYTES, assertNoAmplifyingTags } from '../src/cbor-guard.js';
-import { cborCodec, encodeCbor } from '../src/codec.js';
+import { startApplication } from '../src/engine/application.js';
+import { MAX_BIGNUM_BYTES, assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
+import { cborCodec } from '../src/model/codec.js';
+import { cbor } from '../src/encoding/cbor.js';
 import { DecodeError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { ShardedMap } from '../src/sharded-map.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { ShardedMap } from '../src/encoding/sharded-map.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const codec = cborCodec();
 
 /** {op: 'store', key: 'k', value: [shareable(big), sharedref(0) x n]}: small on the wire, huge once re-encoded. */
 function sharedReferences(n: number, size: number): Uint8Array {
-  const head = Buffer.from(encodeCbor({ op: 'store', key: 'k' }));
+  const head = Buffer.from(cbor.encode({ op: 'store', key: 'k' }));
   const headLength = head[0] === 0xb9 ? 3 : 1; // cbor-x writes object maps with a 16-bit length
   return Buffer.concat([
     Uint8Array.of(0xa3),
     head.subarray(headLength),
-    encodeCbor('value'),
+    cbor.encode('value'),
     Uint8Array.of(0x99, (n + 1) >> 8, (n + 1) & 0xff),
     Uint8Array.of(0xd8, 0x1c),
-    encodeCbor('x'.repeat(size)),
+    cbor.encode('x'.repeat(size)),
     Buffer.concat(Array.from({ length: n }, () => Uint8Array.of(0xd8, 0x1d, 0x00))),
   ]);
 }
@@ -65,7 +66,7 @@ test('everything this library encodes passes the guard, including indefinite len
     fc.property(values, (v) => {
       let bytes: Uint8Array;
       try {
-        bytes = encodeCbor(v);
+        bytes = cbor.encode(v);
       } catch {
         return; // not encodable at all: not the guard's business
       }
@@ -89,6 +90,6 @@ test('bignums larger than MAX_BIGNUM_BYTES are refused before cbor-x spends quad
   t.throws(() => codec.decode(Buffer.from('c3' + '6161', 'hex')), { instanceOf: DecodeError, message: /bignums/ }, 'content must be a byte string');
   t.is(typeof codec.decode(bignum(MAX_BIGNUM_BYTES)), 'bigint');
   const big = 2n ** 8000n + 12345n; // what this library encodes for a large bigint passes
-  t.is(codec.decode(encodeCbor(big)), big);
-  t.is(codec.decode(encodeCbor(-big)), -big);
+  t.is(codec.decode(cbor.encode(big)), big);
+  t.is(codec.decode(cbor.encode(-big)), -big);
 });

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { compact, stateText, table, toJson } from '../src/cli/format.js';
+import { stateText, table } from '../src/cli/format.js';
+import { toJson, toJsonValue } from '../src/encoding/json.js';
 import { progress } from '../src/cli/progress.js';
 
 test('toJson: Maps, Sets, Dates, bigint, bytes, non-finite numbers, undefined', (t) => {
@@ -16,7 +17,7 @@ test('toJson: Maps, Sets, Dates, bigint, bytes, non-finite numbers, undefined', 
     u: undefined,
     nested: [new Map([['__proto__', 1]])],
   };
-  const j = toJson(value) as Record<string, unknown>;
+  const j = toJsonValue(value) as Record<string, unknown>;
   t.deepEqual(j['m'], { a: '1', b: '2024-01-01T00:00:00.000Z' });
   t.deepEqual(j['numericKeys'], [[1, 'one']]);
   t.deepEqual(j['s'], [1, 2]);
@@ -31,7 +32,7 @@ test('toJson: Maps, Sets, Dates, bigint, bytes, non-finite numbers, undefined', 
 test('toJson survives cycles', (t) => {
   const a: Record<string, unknown> = { x: 1 };
   a['self'] = a;
-  t.deepEqual(toJson(a), { x: 1, self: '[Circular]' });
+  t.deepEqual(toJsonValue(a), { x: 1, self: '[Circular]' });
 });
 
 test('stateText: a Map as sorted key => value lines, quoting awkward keys', (t) => {
@@ -39,7 +40,7 @@ test('stateText: a Map as sorted key => value lines, quoting awkward keys', (t) 
   t.deepEqual(lines, ['  "with space" => null', '  a => "text"', '  b => {"v":2}']);
   t.deepEqual(stateText(new Map()), ['  (empty map)']);
   t.deepEqual(stateText({ n: 1n }), ['  {', '    "n": "1"', '  }']);
-  t.is(compact([1n, 'x']), '["1","x"]');
+  t.is(toJson([1n, 'x']), '["1","x"]');
 });
 
 test('table aligns columns', (t) => {

@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runDemo } from '../src/demo.js';
+import { runDemo } from '../src/kv/demo.js';
 
 /** The seed's scenario, as printed by `ssm demo`. */
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ApplicationStoppedError, MachineCrashedError } from '../src/errors.js';
-import { supervisor } from '../src/tree.js';
+import { supervisor } from '../src/model/tree.js';
 import { Recorder, settled, sleep, startProbeApp, supervisorStatus, workerStatus } from './helpers/core-fixtures.js';
 
 /** Restart intensity (OTP's sliding window), escalation up the tree, and application stop at the root. */

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { ApplicationStoppedError, ConfigError } from '../src/errors.js';
-import { supervisor, worker } from '../src/tree.js';
+import { supervisor, worker } from '../src/model/tree.js';
 import { Recorder, startProbeApp } from './helpers/core-fixtures.js';
 
 /** Start/stop order, hooks under grace time, configuration errors at start. */

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import test from 'ava';
 import fc from 'fast-check';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { MachineCrashedError } from '../src/errors.js';
-import { supervisor, type ChildSpec, type Strategy } from '../src/tree.js';
+import { supervisor, type ChildSpec, type Strategy } from '../src/model/tree.js';
 import { Recorder, workerStatus } from './helpers/core-fixtures.js';
 
 /**

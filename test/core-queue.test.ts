@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
-import { encodeCbor, decodeCbor } from '../src/codec.js';
+import { cbor, decodeCbor } from '../src/encoding/cbor.js';
 import { ApplicationStoppedError, CallTimeoutError, DecodeError, EncodeError, MachineCrashedError, MachineStoppedError, QueueFullError, UnknownMachineError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { supervisor, worker } from '../src/model/tree.js';
 import { Recorder, gate, seqs, settled, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
 
 /**
@@ -141,8 +141,8 @@ test('DecodeError from callBytes with garbage bytes leaves the machine untouched
     await t.throwsAsync(app.callBytes('store', Uint8Array.from(garbage)), { instanceOf: DecodeError });
   }
   // Well-formed CBOR that the machine's validate() rejects is a DecodeError too, not a crash.
-  await t.throwsAsync(app.callBytes('store', encodeCbor({ op: 'store', value: 1 })), { instanceOf: DecodeError });
-  await t.throwsAsync(app.callBytes('store', encodeCbor({ op: 'explode' })), { instanceOf: DecodeError });
+  await t.throwsAsync(app.callBytes('store', cbor.encode({ op: 'store', value: 1 })), { instanceOf: DecodeError });
+  await t.throwsAsync(app.callBytes('store', cbor.encode({ op: 'explode' })), { instanceOf: DecodeError });
   t.deepEqual(seqs(app), before);
   t.is(rec.trace.filter((s) => s.startsWith('step:')).length, stepsBefore, 'step never ran');
   t.false(rec.events.some((e) => e.type === 'crashed'));
@@ -150,7 +150,7 @@ test('DecodeError from callBytes with garbage bytes leaves the machine untouched
   t.is(await app.call('kv', { op: 'get', key: 'k' }), 'v');
   t.is(await app.call('store', { op: 'lookup', key: 'k' }), 'v');
   // And the wire path works for good bytes.
-  t.deepEqual(decodeCbor(await app.callBytes('store', encodeCbor({ op: 'lookup', key: 'k' }))), 'v');
+  t.deepEqual(decodeCbor(await app.callBytes('store', cbor.encode({ op: 'lookup', key: 'k' }))), 'v');
 });
 
 test('UnknownMachineError leaves every machine untouched', async (t) => {
@@ -160,7 +160,7 @@ test('UnknownMachineError leaves every machine untouched', async (t) => {
   const before = seqs(app);
   const err = await t.throwsAsync(app.call('nope', { op: 'inc' }), { instanceOf: UnknownMachineError });
   t.is((err as UnknownMachineError).machine, 'nope');
-  await t.throwsAsync(app.callBytes('nope', encodeCbor({ op: 'inc' })), { instanceOf: UnknownMachineError });
+  await t.throwsAsync(app.callBytes('nope', cbor.encode({ op: 'inc' })), { instanceOf: UnknownMachineError });
   t.throws(() => app.cast('nope', { op: 'inc' }), { instanceOf: UnknownMachineError });
   await t.throwsAsync(app.checkpoint('nope'), { instanceOf: UnknownMachineError });
   t.deepEqual(seqs(app), before);
@@ -178,7 +178,7 @@ test('a crash replies MachineCrashedError with the machine name and the cause', 
   t.is(((err as MachineCrashedError).cause as Error).message, 'divide by zero');
   t.regex((err as Error).message, /kv crashed: divide by zero/);
   // The wire path reports crashes the same way.
-  const err2 = await t.throwsAsync(app.callBytes('store', encodeCbor({ op: 'lookup', key: 'crash' })), { instanceOf: MachineCrashedError });
+  const err2 = await t.throwsAsync(app.callBytes('store', cbor.encode({ op: 'lookup', key: 'crash' })), { instanceOf: MachineCrashedError });
   t.is((err2 as MachineCrashedError).machine, 'store');
   t.is(workerStatus(app, 'kv').lastError, 'divide by zero');
   t.is(workerStatus(app, 'kv').status, 'running');

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { MachineCrashedError } from '../src/errors.js';
-import { supervisor, type Strategy } from '../src/tree.js';
+import { supervisor, type Strategy } from '../src/model/tree.js';
 import { Recorder, seqs, startProbeApp, supervisorStatus, workerStatus } from './helpers/core-fixtures.js';
 
 /**

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { MachineCrashedError, MachineStoppedError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import type { LifecycleEvent } from '../src/logger.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import type { LifecycleEvent } from '../src/engine/logger.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 test('a temporary sibling caught in a one_for_all restart is terminated and not started again (OTP)', async (t) => {
   const events: string[] = [];

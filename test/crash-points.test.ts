@@ -6,7 +6,7 @@
  * the database recovers cleanly.
  */
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { spawnKvChild } from './helpers/persistence-child.js';
 import { childValue, kvEntries, kvTree, recoveryOf, startRecording, tempDb } from './helpers/persistence-kv.js';
 

@@ -6,8 +6,8 @@
  * round on the same file, in both durability modes.
  */
 import test, { type ExecutionContext } from 'ava';
-import { startApplication } from '../src/application.js';
-import type { Durability } from '../src/store.js';
+import { startApplication } from '../src/engine/application.js';
+import type { Durability } from '../src/storage/store.js';
 import { killHard, spawnKvChild } from './helpers/persistence-child.js';
 import { childValue, kvEntries, kvTree, tempDb, workerStatus } from './helpers/persistence-kv.js';
 

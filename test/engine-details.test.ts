@@ -3,15 +3,15 @@ import fc from 'fast-check';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication } from '../src/application.js';
-import { decodeCbor } from '../src/codec.js';
-import { Deadlines } from '../src/deadlines.js';
+import { startApplication } from '../src/engine/application.js';
+import { decodeCbor } from '../src/encoding/cbor.js';
+import { Deadlines } from '../src/engine/deadlines.js';
 import { CallTimeoutError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { SLICE_ENTRIES, encodeStateSlices } from '../src/snapshot-encoding.js';
-import { Store } from '../src/store.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { SLICE_ENTRIES, encodeStateSlices } from '../src/encoding/snapshot-encoding.js';
+import { Store } from '../src/storage/store.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-details-')), name);
 

@@ -3,12 +3,12 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { Store } from '../src/store.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { Store } from '../src/storage/store.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-edges-')), name);
 const kvTree = () => supervisor('one_for_one', [worker('kv', kvStore())]);

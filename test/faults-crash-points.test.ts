@@ -7,8 +7,8 @@
 import test, { type ExecutionContext } from 'ava';
 import BetterSqlite3 from 'better-sqlite3';
 import { copyFileSync, existsSync } from 'node:fs';
-import { startApplication } from '../src/application.js';
-import { latestSchemaVersion, loadMigrations, migrate } from '../src/migrations.js';
+import { startApplication } from '../src/engine/application.js';
+import { latestSchemaVersion, loadMigrations, migrate } from '../src/storage/migrations.js';
 import { childValue, kvTree, rawDb, tableCounts, tempDb } from './helpers/persistence-kv.js';
 import { faultsTestMigration } from './helpers/faults-migration.js';
 import { acks, runFixture } from './helpers/faults-spawn.js';

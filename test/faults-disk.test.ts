@@ -10,9 +10,9 @@
  * written); and the application serves reads and writes again once the fault is gone.
  */
 import test from 'ava';
-import type { App } from '../src/application.js';
+import type { App } from '../src/engine/application.js';
 import { StorageError } from '../src/errors.js';
-import type { StoreFaults } from '../src/store.js';
+import type { StoreFaults } from '../src/storage/store.js';
 import { kvTree, startRecording, tableCounts, tempDb, workerStatus } from './helpers/persistence-kv.js';
 import { DiskLimit, bulky, errorCode, kvDigest, outcome } from './helpers/faults-util.js';
 

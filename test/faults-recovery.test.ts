@@ -8,10 +8,10 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { copyFileSync, existsSync } from 'node:fs';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, validateKvInput, type KvInput, type KvTable } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
+import { kvStep, validateKvInput, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
 import { childValue, kvTree, rawDb, recoveryOf, startRecording, tableCounts, tempDb } from './helpers/persistence-kv.js';
 import { acks, runFixture } from './helpers/faults-spawn.js';
 import { kvDigest, outcome } from './helpers/faults-util.js';

@@ -6,11 +6,11 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { startApplication, type App } from '../src/application.js';
+import { startApplication, type App } from '../src/engine/application.js';
 import { ApplicationStoppedError, MachineCrashedError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { supervisor, worker } from '../src/model/tree.js';
 import { rawDb, startRecording, tempDb, workerStatus } from './helpers/persistence-kv.js';
 import { ROOT } from './helpers/faults-spawn.js';
 import { kvDigest, outcome } from './helpers/faults-util.js';
@@ -73,7 +73,7 @@ test('a machine that crashes on every input: intensity escalates exactly as spec
   t.is(raw.prepare(`SELECT count(*) FROM request_log WHERE machine = 'poison'`).pluck().get(), 0);
   t.is(raw.prepare(`SELECT restarts FROM machines WHERE name = 'poison'`).pluck().get(), 3);
   raw.close();
-  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'failed', 'poison', '--db', db, '--json'], { cwd: ROOT, encoding: 'utf8' });
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'failed', 'poison', '--db', db, '--json'], { cwd: ROOT, encoding: 'utf8' });
   t.is(cli.status, 0, cli.stderr);
   const lines = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { machine: string; input: unknown; error: { message: string } });
   t.is(lines.length, 4);

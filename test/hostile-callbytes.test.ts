@@ -9,14 +9,15 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
-import { startApplication, type App } from '../src/application.js';
-import { assertNoAmplifyingTags } from '../src/cbor-guard.js';
-import { decodeCbor, encodeCbor, jsonCodec } from '../src/codec.js';
+import { startApplication, type App } from '../src/engine/application.js';
+import { assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
+import { jsonCodec } from '../src/model/codec.js';
 import { DecodeError, PayloadTooLargeError, SsmError } from '../src/errors.js';
-import { kvStore, validateKvInput, type KvTable } from '../src/examples/kv-store.js';
+import { kvStore, validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
 import { tempDb } from './helpers/persistence-kv.js';
-import { defineMachine } from '../src/machine.js';
-import { supervisor, worker } from '../src/tree.js';
+import { defineMachine } from '../src/model/machine.js';
+import { supervisor, worker } from '../src/model/tree.js';
 import { LONG, applyModel, errorCode, kvDigest, modelDigest, outcome } from './helpers/faults-util.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */
@@ -58,7 +59,7 @@ async function check(t: ExecutionContext, app: App, model: MapState, codes: Map<
       // Inputs the log cannot encode are refused (EncodeError) before step.
       let encodable = true;
       try {
-        encodeCbor(input);
+        cbor.encode(input);
       } catch {
         encodable = false;
       }
@@ -139,7 +140,7 @@ test(`fuzz callBytes: ${RUNS} random byte strings and ${RUNS} mutated valid CBOR
   await fc.assert(
     fc.asyncProperty(validInput, fc.array(mutation, { minLength: 1, maxLength: 3 }), async (input, ms) => {
       cases++;
-      return check(t, app, model, codes, mutate(encodeCbor(input), ms));
+      return check(t, app, model, codes, mutate(cbor.encode(input), ms));
     }),
     { numRuns: RUNS },
   );
@@ -176,7 +177,7 @@ test('deep nesting, huge declared lengths, indefinite lengths without end: Decod
     ['indefinite map, no break', Buffer.from([0xbf, 0x62, 0x6f, 0x70])],
     ['a lone break', Buffer.from([0xff])],
     ['reserved additional info', Buffer.from([0x1c])],
-    ['store with a value declaring 2^32 items', Buffer.concat([encodeCbor({ op: 'store', key: 'big' }).subarray(0, -0), Buffer.from([0x9b, 0, 0, 0, 1, 0, 0, 0, 0])])],
+    ['store with a value declaring 2^32 items', Buffer.concat([cbor.encode({ op: 'store', key: 'big' }).subarray(0, -0), Buffer.from([0x9b, 0, 0, 0, 1, 0, 0, 0, 0])])],
     ['empty', new Uint8Array()],
   ];
   const rss0 = process.memoryUsage().rss;
@@ -184,7 +185,7 @@ test('deep nesting, huge declared lengths, indefinite lengths without end: Decod
     const r = await outcome(app.callBytes('kv1', bytes));
     t.true(!r.ok && r.error instanceof DecodeError, `${label}: ${r.ok ? 'accepted' : errorCode(r.error)}`);
     // The shared decoder must not be left in a broken state by the failure.
-    t.is(await app.callBytes('kv1', encodeCbor({ op: 'size' })).then((b) => decodeCbor(b)), 1, `decoder sound after ${label}`);
+    t.is(await app.callBytes('kv1', cbor.encode({ op: 'size' })).then((b) => decodeCbor(b)), 1, `decoder sound after ${label}`);
   }
   t.true(process.memoryUsage().rss - rss0 < 256 * 1024 * 1024, 'no huge allocation from declared lengths');
   t.is(await kvDigest(app), before);
@@ -292,7 +293,7 @@ test('non-UTF-8 text strings as keys: accepted or refused consistently, and reco
     t.true(r.ok || r.error instanceof SsmError, errorCode(r.ok ? null : r.error));
   }
   // Byte strings as keys are not strings: refused.
-  const byteKey = encodeCbor({ op: 'store', key: new Uint8Array([0xff]), value: 1 });
+  const byteKey = cbor.encode({ op: 'store', key: new Uint8Array([0xff]), value: 1 });
   const r = await outcome(app.callBytes('kv1', byteKey));
   t.true(!r.ok && r.error instanceof DecodeError);
   const digest = await kvDigest(app);
@@ -311,9 +312,9 @@ test('payloads over the size limit: PayloadTooLargeError before decoding; at the
     t.true(!r.ok && r.error instanceof PayloadTooLargeError, `${size} bytes`);
   }
   t.is(await kvDigest(app), before);
-  const head = encodeCbor({ op: 'store', key: 'fits', value: '' });
+  const head = cbor.encode({ op: 'store', key: 'fits', value: '' });
   const pad = MAX_PAYLOAD - head.byteLength - 2; // text header grows by 2 bytes for 256..65535 chars
-  const exact = encodeCbor({ op: 'store', key: 'fits', value: 'v'.repeat(pad) });
+  const exact = cbor.encode({ op: 'store', key: 'fits', value: 'v'.repeat(pad) });
   t.is(exact.byteLength, MAX_PAYLOAD);
   t.is(decodeCbor(await app.callBytes('kv1', exact)), null);
 });

@@ -10,10 +10,11 @@ import fc from 'fast-check';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
-import { startApplication, type App } from '../src/application.js';
-import { decodeCbor, encodeCbor, parseUntrustedJson } from '../src/codec.js';
-import { validateKvInput, type KvTable } from '../src/examples/kv-store.js';
-import { serve, type HttpEndpoint } from '../src/http.js';
+import { startApplication, type App } from '../src/engine/application.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
+import { parseUntrustedJson } from '../src/encoding/json.js';
+import { validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { serve, type HttpEndpoint } from '../src/http/server.js';
 import { kvTree, tempDb } from './helpers/persistence-kv.js';
 import { LONG, applyModel, kvDigest, modelDigest, sleep } from './helpers/faults-util.js';
 
@@ -61,7 +62,7 @@ test('fuzz the call endpoint: random and mutated CBOR and JSON bodies; 200 exact
   const body = fc.oneof(
     fc.record({ type: fc.constant('application/cbor'), bytes: fc.uint8Array({ maxLength: 40 }) }),
     fc.record({ type: fc.constant('application/cbor'), bytes: fc.tuple(fc.record({ op: fc.constantFrom('store', 'lookup', 'has', 'size', 'delete'), key: fc.string({ maxLength: 4 }), value: fc.integer() }), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([v, at, byte]) => {
-      const b = Buffer.from(encodeCbor(v));
+      const b = Buffer.from(cbor.encode(v));
       b[at % b.length] = byte;
       return new Uint8Array(b);
     }) }),
@@ -189,13 +190,13 @@ test.serial('paths with traversal and encodings never reach the filesystem: 404/
     '/v1/machines/' + encodeURIComponent(process.cwd() + '/package.json') + '/call',
   ];
   for (const path of paths) {
-    const r = await post(http, path, 'application/cbor', encodeCbor({ op: 'size' }));
+    const r = await post(http, path, 'application/cbor', cbor.encode({ op: 'size' }));
     t.true(r.status === 404 || r.status === 400, `${path}: ${r.status}`);
     t.true(isTypedJsonError(r));
     t.false(r.body.toString().includes('root:'), 'no file content leaked');
   }
   t.deepEqual(touched, [], 'the server made no filesystem call for these requests');
-  t.is(decodeCbor((await post(http, '/v1/machines/kv1/call', 'application/cbor', encodeCbor({ op: 'size' }))).body), 0);
+  t.is(decodeCbor((await post(http, '/v1/machines/kv1/call', 'application/cbor', cbor.encode({ op: 'size' }))).body), 0);
   t.is(app.machines().length, 1);
 });
 
@@ -246,7 +247,7 @@ test('slow and half-sent requests and a connection flood: timed out or refused, 
   let served = 0;
   for (let i = 0; i < 40 && served < 5; i++) {
     try {
-      const r = await post(http, '/v1/machines/kv1/call', 'application/cbor', encodeCbor({ op: 'size' }));
+      const r = await post(http, '/v1/machines/kv1/call', 'application/cbor', cbor.encode({ op: 'size' }));
       if (r.status === 200) served++;
     } catch {
       // refused by the connection cap
@@ -264,5 +265,5 @@ test('slow and half-sent requests and a connection flood: timed out or refused, 
   for (const s of flood) s.destroy();
   await Promise.all(floodClosed);
   t.is(await kvDigest(app), before, 'no partial request changed anything');
-  t.is(decodeCbor((await post(http, '/v1/machines/kv1/call', 'application/cbor', encodeCbor({ op: 'size' }))).body), 1);
+  t.is(decodeCbor((await post(http, '/v1/machines/kv1/call', 'application/cbor', cbor.encode({ op: 'size' }))).body), 1);
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { encodeCbor } from '../src/codec.js';
-import { bearerChecker } from '../src/http-auth.js';
-import { serve } from '../src/http.js';
+import { cbor } from '../src/encoding/cbor.js';
+import { bearerChecker } from '../src/http/auth.js';
+import { serve } from '../src/http/server.js';
 import { ConfigError } from '../src/errors.js';
 import { postJson, rawConnect, request, startHarness } from './fixtures/serve-helpers.js';
 
@@ -48,8 +48,8 @@ test('with a token: every route but /healthz needs it (401 + WWW-Authenticate), 
   t.is((await request(h.url, '/v1/checkpoint', { method: 'POST', headers: auth })).status, 200);
   t.is((await request(h.url, '/no-such-route', { headers: auth })).status, 404);
   t.is((await postJson(h.url, '/v1/machines/kv1/call', { op: 'store', key: 'x', value: 1 }, auth)).status, 200);
-  const cbor = await request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: { ...auth, 'content-type': 'application/cbor' }, body: encodeCbor({ op: 'has', key: 'x' }) });
-  t.is(cbor.status, 200);
+  const reply = await request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: { ...auth, 'content-type': 'application/cbor' }, body: cbor.encode({ op: 'has', key: 'x' }) });
+  t.is(reply.status, 200);
   t.is(await h.app.call('kv1', { op: 'lookup', key: 'x' }), 1);
 });
 

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { KV_STATE_VERSION } from '../src/examples/kv-store.js';
-import { decodeCbor, encodeCbor } from '../src/codec.js';
+import { KV_STATE_VERSION } from '../src/kv/kv-machine.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { postJson, request, startHarness } from './fixtures/serve-helpers.js';
 
 const CBOR = { 'content-type': 'application/cbor' };
@@ -33,11 +33,11 @@ test('JSON call: store then lookup, reply in JSON; writes are durable in the log
 test('CBOR call: machine codec both ways, every CBOR value type intact', async (t) => {
   const h = await startHarness(t);
   const value = { big: 2n ** 70n, when: new Date(86_400_000), bytes: new Uint8Array([1, 2, 3]), map: new Map<unknown, unknown>([[1, 'one'], ['k', [true, null]]]) };
-  const w = await request(h.url, '/v1/machines/kv2/call', { method: 'POST', headers: CBOR, body: encodeCbor({ op: 'store', key: 'v', value }) });
+  const w = await request(h.url, '/v1/machines/kv2/call', { method: 'POST', headers: CBOR, body: cbor.encode({ op: 'store', key: 'v', value }) });
   t.is(w.status, 200);
   t.is(w.headers.get('content-type'), 'application/cbor');
   t.is(decodeCbor(w.body), null);
-  const r = await request(h.url, '/v1/machines/kv2/call', { method: 'POST', headers: CBOR, body: encodeCbor({ op: 'lookup', key: 'v' }) });
+  const r = await request(h.url, '/v1/machines/kv2/call', { method: 'POST', headers: CBOR, body: cbor.encode({ op: 'lookup', key: 'v' }) });
   t.is(r.status, 200);
   t.deepEqual(decodeCbor(r.body), value);
 
@@ -124,9 +124,9 @@ test('error statuses: 404 unknown machine, 400 undecodable bodies, 500 crash, 41
     return r;
   };
   await expectError(postJson(h.url, '/v1/machines/nope/call', { op: 'size' }), 404, 'UNKNOWN_MACHINE', 'UnknownMachineError');
-  await expectError(request(h.url, '/v1/machines/nope/call', { method: 'POST', headers: CBOR, body: encodeCbor({ op: 'size' }) }), 404, 'UNKNOWN_MACHINE');
+  await expectError(request(h.url, '/v1/machines/nope/call', { method: 'POST', headers: CBOR, body: cbor.encode({ op: 'size' }) }), 404, 'UNKNOWN_MACHINE');
   await expectError(request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: CBOR, body: new Uint8Array([0xff, 0xff, 0x1b]) }), 400, 'DECODE_ERROR', 'DecodeError');
-  await expectError(request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: CBOR, body: encodeCbor({ op: 'explode' }) }), 400, 'DECODE_ERROR');
+  await expectError(request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: CBOR, body: cbor.encode({ op: 'explode' }) }), 400, 'DECODE_ERROR');
   await expectError(request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"op":' }), 400, 'DECODE_ERROR');
   await expectError(request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array([0x22, 0xc3, 0x28, 0x22]) }), 400, 'DECODE_ERROR');
   await expectError(postJson(h.url, '/v1/machines/kv1/call', { op: 'store', key: 7, value: 1 }), 400, 'DECODE_ERROR');
@@ -202,7 +202,7 @@ test('503 for a stopped machine and for a stopped application; healthz reports i
   const r = await postJson(h.url, '/v1/machines/kv1/call', { op: 'store', key: 'x', value: 1 });
   t.is(r.status, 503);
   t.is(r.json().error.code, 'APPLICATION_STOPPED');
-  const c = await request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: CBOR, body: encodeCbor({ op: 'size' }) });
+  const c = await request(h.url, '/v1/machines/kv1/call', { method: 'POST', headers: CBOR, body: cbor.encode({ op: 'size' }) });
   t.is(c.status, 503);
   t.is(c.json().error.code, 'APPLICATION_STOPPED');
   const cp = await request(h.url, '/v1/checkpoint', { method: 'POST' });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { decodeCbor, encodeCbor } from '../src/codec.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { postJson, request, tempDir } from './fixtures/serve-helpers.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -15,7 +15,7 @@ interface Served {
 
 /** Spawns `ssm serve --port 0` and resolves once it prints its address. */
 function startServe(t: { teardown(fn: () => void): void }, args: string[], env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, SSM_TOKEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -44,7 +44,7 @@ test('ssm serve: data survives SIGTERM; shutdown checkpoints every machine and e
   t.deepEqual((await request(first.url, '/v1/machines')).json().machines.map((m: { name: string }) => m.name), ['kv1', 'kv2', 'kv3']);
   const writes = [];
   for (let i = 0; i < 30; i++) writes.push(postJson(first.url, `/v1/machines/kv${(i % 3) + 1}/call`, { op: 'store', key: `k${i}`, value: { i } }));
-  writes.push(request(first.url, '/v1/machines/kv2/call', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: encodeCbor({ op: 'store', key: 'big', value: 2n ** 90n }) }));
+  writes.push(request(first.url, '/v1/machines/kv2/call', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: cbor.encode({ op: 'store', key: 'big', value: 2n ** 90n }) }));
   t.true((await Promise.all(writes)).every((r) => r.status === 200));
   const crash = await postJson(first.url, '/v1/machines/kv2/call', { op: 'lookup', key: 'crash' });
   t.is(crash.status, 500);
@@ -66,7 +66,7 @@ test('ssm serve: data survives SIGTERM; shutdown checkpoints every machine and e
     const r = await postJson(second.url, `/v1/machines/kv${(i % 3) + 1}/call`, { op: 'lookup', key: `k${i}` });
     t.deepEqual(r.json(), { i });
   }
-  const big = await request(second.url, '/v1/machines/kv2/call', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: encodeCbor({ op: 'lookup', key: 'big' }) });
+  const big = await request(second.url, '/v1/machines/kv2/call', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: cbor.encode({ op: 'lookup', key: 'big' }) });
   t.is(decodeCbor(big.body), 2n ** 90n);
   second.child.kill('SIGINT');
   t.deepEqual(await second.exited, { code: 0, signal: null });
@@ -91,7 +91,7 @@ test('ssm serve: token from SSM_TOKEN or --token; SIGINT exits 0', async (t) => 
 test('ssm serve: bad flags are one clear line and a non-zero exit; --help exits 0', async (t) => {
   const run = (args: string[]): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));

@@ -1,13 +1,13 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { startApplication } from '../src/application.js';
-import { decodeCbor, encodeCbor } from '../src/codec.js';
+import { startApplication } from '../src/engine/application.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { EncodeError } from '../src/errors.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { MAX_PLAIN_ENTRIES, NEEDS_CBOR, plainCopy } from '../src/input-copy.js';
-import { ShardedMap } from '../src/sharded-map.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { MAX_PLAIN_ENTRIES, NEEDS_CBOR, plainCopy } from '../src/encoding/input-copy.js';
+import { ShardedMap } from '../src/encoding/sharded-map.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 /** Key order, recursively: isDeepStrictEqual ignores it, replay does not. */
 function shape(v: unknown): unknown {
@@ -44,8 +44,8 @@ test('plainCopy equals the CBOR round trip exactly (values, types, key order), o
       const c = plainCopy(x);
       if (c === NEEDS_CBOR) return true;
       copied++;
-      const ofCopy = decodeCbor(encodeCbor(c));
-      const ofOriginal = decodeCbor(encodeCbor(x));
+      const ofCopy = decodeCbor(cbor.encode(c));
+      const ofOriginal = decodeCbor(cbor.encode(x));
       // What the step gets equals what replay decodes from the log (the copy's encoding) ...
       if (!isDeepStrictEqual(c, ofCopy) || !isDeepStrictEqual(shape(c), shape(ofCopy))) return false;
       // ... and what the round trip of the caller's own value would have given.

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationStoppedError, DatabaseLockedError, PayloadTooLargeError, startApplication, supervisor, worker } from '../src/index.js';
-import { InvalidKeyError, openKV, KV_MACHINE, DEFAULT_KV_PATH } from '../src/kv.js';
-import { kvStore } from '../src/examples/kv-store.js';
+import { InvalidKeyError, openKV, KV_MACHINE, DEFAULT_KV_PATH } from '../src/kv/open-kv.js';
+import { kvStore } from '../src/kv/kv-machine.js';
 
 function tempDb(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'ssm-kv-'));

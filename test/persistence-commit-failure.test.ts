@@ -8,8 +8,8 @@
  */
 import test from 'ava';
 import type { Database } from 'better-sqlite3';
-import { startApplication, type App } from '../src/application.js';
-import { cbor } from '../src/codec.js';
+import { startApplication, type App } from '../src/engine/application.js';
+import { cbor } from '../src/encoding/cbor.js';
 import { StorageError } from '../src/errors.js';
 import { kvEntries, kvTree, rawDb, tempDb, workerStatus } from './helpers/persistence-kv.js';
 

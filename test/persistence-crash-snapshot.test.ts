@@ -1,8 +1,8 @@
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { MachineCrashedError } from '../src/errors.js';
-import { defineMachine } from '../src/machine.js';
-import { supervisor, worker } from '../src/tree.js';
+import { defineMachine } from '../src/model/machine.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 type State = { items: string[] };
 

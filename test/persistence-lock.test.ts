@@ -4,7 +4,7 @@
  * nothing. A holder killed with SIGKILL leaves a stale lock row that the next opener takes over.
  */
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { DatabaseLockedError } from '../src/errors.js';
 import { killHard, spawnKvChild } from './helpers/persistence-child.js';
 import { kvEntries, kvTree, rawDb, tempDb } from './helpers/persistence-kv.js';

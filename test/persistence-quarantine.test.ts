@@ -3,10 +3,10 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication, type App } from '../src/application.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import type { LifecycleEvent } from '../src/logger.js';
-import { supervisor, worker } from '../src/tree.js';
+import { startApplication, type App } from '../src/engine/application.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import type { LifecycleEvent } from '../src/engine/logger.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const tree = supervisor('one_for_one', [worker('kv', kvStore())]);
 

@@ -4,11 +4,11 @@
  * snapshots remain. A request whose step threw goes to failed_requests and is never replayed.
  */
 import test from 'ava';
-import { startApplication } from '../src/application.js';
-import { cbor, encodeCbor } from '../src/codec.js';
+import { startApplication } from '../src/engine/application.js';
+import { cbor } from '../src/encoding/cbor.js';
 import { MachineCrashedError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvTable } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
+import { kvStep, kvStore, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
 import { kvEntries, kvTree, rawDb, recoveryOf, startRecording, tempDb } from './helpers/persistence-kv.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */
@@ -77,7 +77,7 @@ for (const { every, keep, retainLog } of [
 test('everyBytes: a snapshot once the log since the last one reaches the byte budget', async (t) => {
   const db = tempDb(t);
   const input = (n: number): KvInput => ({ op: 'store', key: `k${n}`, value: 'v'.repeat(50) });
-  const size = encodeCbor(input(1)).byteLength; // keys k1..k9 all encode to the same size
+  const size = cbor.encode(input(1)).byteLength; // keys k1..k9 all encode to the same size
   const budget = size * 3 + 1; // reached by the 4th request
   const app = await startApplication(kvTree(), { db, logger: false, snapshot: { every: 0, everyBytes: budget } });
   for (let n = 1; n <= 9; n++) {

@@ -7,8 +7,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { KV_STATE_VERSION } from '../src/examples/kv-store.js';
-import { startApplication } from '../src/application.js';
+import { KV_STATE_VERSION } from '../src/kv/kv-machine.js';
+import { startApplication } from '../src/engine/application.js';
 import { kvTree, tempDb, workerStatus } from './helpers/persistence-kv.js';
 
 const run = promisify(execFile);

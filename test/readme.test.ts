@@ -3,8 +3,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication } from '../src/application.js';
-import { demoTree } from '../src/demo.js';
+import { startApplication } from '../src/engine/application.js';
+import { demoTree } from '../src/kv/demo.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const root = new URL('../', import.meta.url);
@@ -25,7 +25,7 @@ test('the first lines of the README give the two set-up commands', (t) => {
   t.regex(first, /npm ci && npm start/);
   t.regex(first, /npm test/);
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  t.regex(pkg.scripts['start']!, /src\/cli\.ts serve/);
+  t.regex(pkg.scripts['start']!, /src\/cli\/main\.ts serve/);
   t.truthy(pkg.scripts['test']);
 });
 

@@ -5,7 +5,7 @@
  * (RecoveryError) rather than starting from a wrong state, and deletes nothing.
  */
 import test from 'ava';
-import { startApplication, type App } from '../src/application.js';
+import { startApplication, type App } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
 import { kvEntries, kvTree, rawDb, recoveryOf, startRecording, tableCounts, tempDb, workerStatus } from './helpers/persistence-kv.js';
 

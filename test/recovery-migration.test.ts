@@ -5,11 +5,11 @@
  * RecoveryError and nothing on disk is touched.
  */
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, type KvInput, type KvTable } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { supervisor, worker } from '../src/tree.js';
+import { kvStep, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { supervisor, worker } from '../src/model/tree.js';
 import { kvEntries, rawDb, recoveryOf, startRecording, tableCounts, tempDb } from './helpers/persistence-kv.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */

@@ -8,10 +8,10 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import type { App } from '../src/application.js';
-import type { LifecycleEvent } from '../src/logger.js';
-import type { Durability } from '../src/store.js';
-import type { Strategy } from '../src/tree.js';
+import type { App } from '../src/engine/application.js';
+import type { LifecycleEvent } from '../src/engine/logger.js';
+import type { Durability } from '../src/storage/store.js';
+import type { Strategy } from '../src/model/tree.js';
 import { kvEntries, kvTree, modelEntries, recoveryOf, startRecording, tempDb, workerStatus } from './helpers/persistence-kv.js';
 
 const MACHINES = ['kv1', 'kv2'] as const;

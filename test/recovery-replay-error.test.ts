@@ -4,10 +4,10 @@
  * and deletes nothing: the original code still recovers everything.
  */
 import test from 'ava';
-import { startApplication } from '../src/application.js';
+import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvTable } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
+import { kvStep, kvStore, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
 import { kvEntries, kvTree, tableCounts, tempDb } from './helpers/persistence-kv.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */

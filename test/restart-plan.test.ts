@@ -1,8 +1,8 @@
 import test from 'ava';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { affectedChildren, planRestart, recordRestart, type FailureInput } from '../src/restart-plan.js';
-import type { RestartType, Strategy } from '../src/tree.js';
+import { affectedChildren, planRestart, recordRestart, type FailureInput } from '../src/engine/restart-plan.js';
+import type { RestartType, Strategy } from '../src/model/tree.js';
 
 /** restart-plan.ts is pure: its decisions are checked against properties over random inputs. */
 

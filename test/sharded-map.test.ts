@@ -3,16 +3,16 @@ import fc from 'fast-check';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication } from '../src/application.js';
-import { decodeCbor, encodeCbor } from '../src/codec.js';
+import { startApplication } from '../src/engine/application.js';
+import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { DecodeError } from '../src/errors.js';
-import { KV_STATE_VERSION, kvStore, migrateKvState } from '../src/examples/kv-store.js';
-import { openKV } from '../src/kv.js';
-import { formatEvent } from '../src/logger.js';
-import { SHARDED_MAP_TAG, ShardedMap, hashKey } from '../src/sharded-map.js';
-import { encodeStateSlices } from '../src/snapshot-encoding.js';
-import { Store } from '../src/store.js';
-import { supervisor, worker } from '../src/tree.js';
+import { KV_STATE_VERSION, kvStore, migrateKvState } from '../src/kv/kv-machine.js';
+import { openKV } from '../src/kv/open-kv.js';
+import { formatEvent } from '../src/engine/logger.js';
+import { SHARDED_MAP_TAG, ShardedMap, hashKey } from '../src/encoding/sharded-map.js';
+import { encodeStateSlices } from '../src/encoding/snapshot-encoding.js';
+import { Store } from '../src/storage/store.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-sharded-')), name);
 
@@ -53,7 +53,7 @@ test('behaves like a Map<string, V> for any sequence of operations and any shard
 
 test('round-trips through CBOR as its own tag, alone and nested, keeping its shard count', (t) => {
   const m = new ShardedMap<unknown>([['a', 1], ['b', new Map([['inner', new Date(5)]])], ['c', new Set([1n])]], 16);
-  const bytes = encodeCbor({ state: m, list: [m] });
+  const bytes = cbor.encode({ state: m, list: [m] });
   t.true(Buffer.from(bytes).includes(Buffer.from([0xda, 0x00, 0x53, 0x53, 0x4d])), 'tag 0x53534d ("SSM") is in the bytes');
   const back = decodeCbor(bytes) as { state: ShardedMap; list: ShardedMap[] };
   t.true(back.state instanceof ShardedMap);
@@ -61,7 +61,7 @@ test('round-trips through CBOR as its own tag, alone and nested, keeping its sha
   t.is(back.state.shards.length, 16);
   t.deepEqual(sorted(back.state), sorted(m));
   t.is(SHARDED_MAP_TAG, 0x53534d);
-  t.true(decodeCbor(encodeCbor(new ShardedMap())) instanceof ShardedMap);
+  t.true(decodeCbor(cbor.encode(new ShardedMap())) instanceof ShardedMap);
 });
 
 test('the key hash is part of the persisted layout and must not change without a migration', (t) => {
@@ -74,7 +74,7 @@ test('the key hash is part of the persisted layout and must not change without a
 
 test('malformed ShardedMap bytes are refused with DecodeError, not half-built', (t) => {
   const tagged = (shards: unknown): Uint8Array => {
-    const inner = encodeCbor(shards);
+    const inner = cbor.encode(shards);
     return Buffer.concat([Uint8Array.of(0xda, 0x00, 0x53, 0x53, 0x4d), inner]);
   };
   const misplaced = [new Map(), new Map()];
@@ -120,8 +120,8 @@ test('KV state version 1 (a plain Map) is migrated to a ShardedMap on load, with
   const store = Store.open(db, { durability: 'normal' });
   store.registerMachines([{ name: 'kv1', version: 1 }]);
   const v1 = new Map<string, unknown>(Array.from({ length: 1000 }, (_, i) => [`k${i}`, { i }]));
-  store.writeSnapshot('kv1', 1000, 1, encodeCbor(v1), 'checkpoint', 2, false);
-  store.appendBatch([{ machine: 'kv1', firstSeq: 1001, lastSeq: 1001, count: 1, requests: encodeCbor({ op: 'store', key: 'after', value: 'x' }) }]);
+  store.writeSnapshot('kv1', 1000, 1, cbor.encode(v1), 'checkpoint', 2, false);
+  store.appendBatch([{ machine: 'kv1', firstSeq: 1001, lastSeq: 1001, count: 1, requests: cbor.encode({ op: 'store', key: 'after', value: 'x' }) }]);
   store.close();
 
   const lines: string[] = [];
@@ -163,7 +163,7 @@ test('keys CBOR cannot carry unchanged (lone surrogates) are refused, so no snap
   t.throws(() => m.set(`a${'\uDC00'}b`, 1), { instanceOf: TypeError });
   t.is(m.size, 0);
   m.set('😀', 1); // a well-formed pair is fine
-  const back = decodeCbor(encodeCbor(m)) as ShardedMap;
+  const back = decodeCbor(cbor.encode(m)) as ShardedMap;
   t.is(back.get('😀'), 1);
 });
 

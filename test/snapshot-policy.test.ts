@@ -2,11 +2,11 @@ import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApplication } from '../src/application.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { defineMachine } from '../src/machine.js';
-import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotVerdict, type LogGrowth } from '../src/snapshot-policy.js';
-import { supervisor, worker } from '../src/tree.js';
+import { startApplication } from '../src/engine/application.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { defineMachine } from '../src/model/machine.js';
+import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotVerdict, type LogGrowth } from '../src/engine/snapshot-policy.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const policy = (p = {}) => resolveSnapshotPolicy(p);
 const snapshotDue = (p: ReturnType<typeof policy>, growth: LogGrowth, now: number): boolean => snapshotVerdict(p, growth, now) === 'due';

@@ -6,14 +6,14 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startApplication } from '../src/application.js';
-import { kvStore } from '../src/examples/kv-store.js';
-import { serve } from '../src/http.js';
-import { supervisor, worker } from '../src/tree.js';
+import { startApplication } from '../src/engine/application.js';
+import { kvStore } from '../src/kv/kv-machine.js';
+import { serve } from '../src/http/server.js';
+import { supervisor, worker } from '../src/model/tree.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-surface-')), name);
-const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
 
 for (const [flags, pattern] of [
   [['--host', ''], /host must not be empty/],
@@ -35,7 +35,7 @@ for (const [flags, pattern] of [
 
 test('SIGTERM while ssm serve is still starting stops it gracefully once up (exit 0, database closed)', async (t) => {
   const db = tmp('early.db');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--db', db, '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--db', db, '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ? -1 : code)));
   await new Promise<void>((resolve) =>

@@ -2,13 +2,13 @@
  * The system under test: one kv-store worker under a one_for_one supervisor, plus a fast
  * builder that writes snapshots and request-log rows straight into a database.
  */
-import { startApplication, type App, type ApplicationOptions } from '../../src/application.js';
-import { encodeCbor } from '../../src/codec.js';
-import { KV_STATE_VERSION, kvStore } from '../../src/examples/kv-store.js';
-import type { RecoveryReport } from '../../src/recovery.js';
-import { ShardedMap } from '../../src/sharded-map.js';
-import { Store, type LogGroup } from '../../src/store.js';
-import { supervisor, worker } from '../../src/tree.js';
+import { startApplication, type App, type ApplicationOptions } from '../../src/engine/application.js';
+import { cbor } from '../../src/encoding/cbor.js';
+import { KV_STATE_VERSION, kvStore } from '../../src/kv/kv-machine.js';
+import type { RecoveryReport } from '../../src/storage/recovery.js';
+import { ShardedMap } from '../../src/encoding/sharded-map.js';
+import { Store, type LogGroup } from '../../src/storage/store.js';
+import { supervisor, worker } from '../../src/model/tree.js';
 import { valueFor } from './common.js';
 
 export const MACHINE = 'kv';
@@ -50,7 +50,7 @@ export function buildDb(path: string, stateKeys: number, logRequests: number, pe
     if (stateKeys > 0) {
       const m = new ShardedMap<unknown>();
       for (let i = 0; i < stateKeys; i++) m.set(`k${i}`, valueFor(i));
-      const bytes = encodeCbor(m);
+      const bytes = cbor.encode(m);
       snapshotBytes = bytes.byteLength;
       store.writeSnapshot(MACHINE, stateKeys, KV_STATE_VERSION, bytes, 'checkpoint', 2, false);
     }
@@ -60,7 +60,7 @@ export function buildDb(path: string, stateKeys: number, logRequests: number, pe
         const n = Math.min(perRow, logRequests - done);
         const parts: Uint8Array[] = [];
         // Keys continue after the snapshot's, so the state grows by one key per request.
-        for (let j = 0; j < n; j++) parts.push(encodeCbor(storeInput(seq + 1 + j)));
+        for (let j = 0; j < n; j++) parts.push(cbor.encode(storeInput(seq + 1 + j)));
         const requests = Buffer.concat(parts);
         logBytes += requests.byteLength;
         const g: LogGroup = { machine: MACHINE, firstSeq: seq + 1, lastSeq: seq + n, count: n, requests };

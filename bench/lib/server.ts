@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
-import { cbor } from '../../src/codec.js';
+import { cbor } from '../../src/encoding/cbor.js';
 import { ROOT_DIR } from './common.js';
 
 export interface Server {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { encodeCbor } from '../../src/codec.js';
+import { cbor } from '../../src/encoding/cbor.js';
 import { fmt, fmtMs, log, median, now, printTable, removeDir, scratch, sleep, writeResult, type Profile } from '../lib/common.js';
 import { buildDb, startKv, storeInput, MACHINE } from '../lib/kv.js';
 
@@ -51,7 +51,7 @@ async function measure(keys: number, runs: number): Promise<SnapRow> {
     const sha: number[] = [];
     for (let r = 0; r < runs; r++) {
       let t = now();
-      const bytesOut = encodeCbor(state);
+      const bytesOut = cbor.encode(state);
       enc.push(now() - t);
       t = now();
       createHash('sha256').update(bytesOut).digest('hex');

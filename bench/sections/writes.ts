@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { ClassicLevel } from 'classic-level';
 import { open as openLmdb } from 'lmdb';
-import { encodeCbor } from '../../src/codec.js';
-import type { Durability } from '../../src/store.js';
-import { DEFAULT_SNAPSHOT_POLICY } from '../../src/snapshot-policy.js';
+import { cbor } from '../../src/encoding/cbor.js';
+import type { Durability } from '../../src/storage/store.js';
+import { DEFAULT_SNAPSHOT_POLICY } from '../../src/engine/snapshot-policy.js';
 import { Samples, fmt, fmtMs, latencySummary, log, now, printTable, removeDir, scratch, valueFor, writeResult, type Profile } from '../lib/common.js';
 import { startKv, storeInput, MACHINE } from '../lib/kv.js';
 
@@ -77,7 +77,7 @@ function rawRun(perTx: number, sync: 'FULL' | 'NORMAL', seconds: number): WriteR
   try {
     const ins = db.prepare('INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)');
     const tx = db.transaction((from: number, n: number) => {
-      for (let i = from; i < from + n; i++) ins.run(`k${i}`, encodeCbor(valueFor(i)));
+      for (let i = from; i < from + n; i++) ins.run(`k${i}`, cbor.encode(valueFor(i)));
     });
     let i = 0;
     const warmEnd = now() + 200;
@@ -108,7 +108,7 @@ async function lmdbConcurrent(n: number): Promise<WriteRow> {
   const db = openLmdb({ path: join(dir, 'lmdb'), encoding: 'binary' });
   try {
     const t0 = now();
-    for (let i = 0; i < n; i++) void db.put(`k${i}`, encodeCbor(valueFor(i)));
+    for (let i = 0; i < n; i++) void db.put(`k${i}`, cbor.encode(valueFor(i)));
     await db.flushed;
     const el = (now() - t0) / 1000;
     return { system: 'lmdb', variant: `${fmt(n)} concurrent puts + flushed`, durability: 'sync', concurrency: null, ops: n, seconds: el, opsPerSec: n / el, p50: null, p99: null, mean: null, latencyOf: 'none' };
@@ -129,7 +129,7 @@ async function lmdbSequential(seconds: number): Promise<WriteRow> {
     const end = t0 + seconds * 1000;
     while (now() < end) {
       const s = now();
-      await db.put(`k${i}`, encodeCbor(valueFor(i)));
+      await db.put(`k${i}`, cbor.encode(valueFor(i)));
       await db.flushed;
       lat.push(now() - s);
       i++;
@@ -156,11 +156,11 @@ async function levelRun(perBatch: number, seconds: number): Promise<WriteRow> {
     while (now() < end) {
       const s = now();
       if (perBatch === 1) {
-        await db.put(`k${i}`, encodeCbor(valueFor(i)), { sync: true });
+        await db.put(`k${i}`, cbor.encode(valueFor(i)), { sync: true });
         i++;
       } else {
         const ops = [];
-        for (let j = 0; j < perBatch; j++, i++) ops.push({ type: 'put' as const, key: `k${i}`, value: encodeCbor(valueFor(i)) });
+        for (let j = 0; j < perBatch; j++, i++) ops.push({ type: 'put' as const, key: `k${i}`, value: cbor.encode(valueFor(i)) });
         await db.batch(ops, { sync: true });
       }
       lat.push(now() - s);

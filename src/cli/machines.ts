@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startApplication, type App } from '../application.js';
+import { startApplication, type App } from '../engine/application.js';
 import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from '../errors.js';
-import { kvStore } from '../examples/kv-store.js';
-import { defineMachine, type AnyMachine, type MachineDefinition } from '../machine.js';
-import { recoverState, type Recovered } from '../recovery.js';
-import { DEFAULT_DB_PATH, Store } from '../store.js';
-import { supervisor, worker } from '../tree.js';
+import { kvStore } from '../kv/kv-machine.js';
+import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
+import { recoverState, type Recovered } from '../storage/recovery.js';
+import { DEFAULT_DB_PATH, Store } from '../storage/store.js';
+import { supervisor, worker } from '../model/tree.js';
 import { bytes } from './format.js';
 import { progress } from './progress.js';
 

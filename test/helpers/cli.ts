@@ -23,9 +23,9 @@ function collect(child: ChildProcess): Promise<CliResult> {
   });
 }
 
-/** Runs `ssm <args>` as a child process (src/cli.ts through tsx), stdin closed, stderr not a TTY. */
+/** Runs `ssm <args>` as a child process (src/cli/main.ts through tsx), stdin closed, stderr not a TTY. */
 export function runCli(args: readonly string[]): Promise<CliResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   return collect(child);
 }
 

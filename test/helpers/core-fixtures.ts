@@ -1,9 +1,9 @@
 import type { ExecutionContext } from 'ava';
-import { startApplication, type App, type ApplicationOptions } from '../../src/application.js';
-import type { LifecycleEvent } from '../../src/logger.js';
-import { defineMachine, type Machine } from '../../src/machine.js';
-import type { StatusNode } from '../../src/runtime-tree.js';
-import { worker, type SupervisorSpec, type WorkerOptions, type WorkerSpec } from '../../src/tree.js';
+import { startApplication, type App, type ApplicationOptions } from '../../src/engine/application.js';
+import type { LifecycleEvent } from '../../src/engine/logger.js';
+import { defineMachine, type Machine } from '../../src/model/machine.js';
+import type { StatusNode } from '../../src/engine/runtime-tree.js';
+import { worker, type SupervisorSpec, type WorkerOptions, type WorkerSpec } from '../../src/model/tree.js';
 
 /**
  * Shared fixtures for the core tests: a small "probe" machine whose hooks and steps write into

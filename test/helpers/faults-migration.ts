@@ -1,4 +1,4 @@
-import { latestSchemaVersion, type Migration } from '../../src/migrations.js';
+import { latestSchemaVersion, type Migration } from '../../src/storage/migrations.js';
 
 /**
  * A schema migration one past the shipped ones, used only by the mid-migration crash test: it

@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import type { App } from '../../src/application.js';
-import { encodeCbor } from '../../src/codec.js';
+import type { App } from '../../src/engine/application.js';
+import { cbor } from '../../src/encoding/cbor.js';
 import { SsmError } from '../../src/errors.js';
-import { kvStep, type KvInput, type KvTable } from '../../src/examples/kv-store.js';
+import { kvStep, type KvInput, type KvTable } from '../../src/kv/kv-machine.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */
 type MapState = Map<string, unknown> & KvTable;
@@ -22,7 +22,7 @@ export async function kvDigest(app: App, machines: readonly string[] = app.machi
   const h = createHash('sha256');
   for (const m of machines) {
     const entries = await app.call<[string, unknown][]>(m, { op: 'entries' });
-    h.update(m).update(encodeCbor(entries));
+    h.update(m).update(cbor.encode(entries));
   }
   return h.digest('hex');
 }
@@ -32,7 +32,7 @@ export function modelDigest(models: ReadonlyMap<string, MapState>): string {
   const h = createHash('sha256');
   for (const [m, state] of models) {
     const entries = [...state.keys()].sort().map((k) => [k, state.get(k)]);
-    h.update(m).update(encodeCbor(entries));
+    h.update(m).update(cbor.encode(entries));
   }
   return h.digest('hex');
 }

@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ExecutionContext } from 'ava';
-import { startApplication, type App, type ApplicationOptions } from '../../src/application.js';
-import { kvStore } from '../../src/examples/kv-store.js';
-import type { LifecycleEvent } from '../../src/logger.js';
-import type { AnyMachine } from '../../src/machine.js';
-import type { RecoveryReport } from '../../src/recovery.js';
-import type { StatusNode } from '../../src/runtime-tree.js';
-import { supervisor, worker, type Strategy, type SupervisorSpec } from '../../src/tree.js';
+import { startApplication, type App, type ApplicationOptions } from '../../src/engine/application.js';
+import { kvStore } from '../../src/kv/kv-machine.js';
+import type { LifecycleEvent } from '../../src/engine/logger.js';
+import type { AnyMachine } from '../../src/model/machine.js';
+import type { RecoveryReport } from '../../src/storage/recovery.js';
+import type { StatusNode } from '../../src/engine/runtime-tree.js';
+import { supervisor, worker, type Strategy, type SupervisorSpec } from '../../src/model/tree.js';
 
 /** A fresh temp directory with a database path inside; removed when the test ends. */
 export function tempDb(t: ExecutionContext, prefix = 'ssm-persist-'): string {

@@ -1,0 +1,84 @@
+import { statSync } from 'node:fs';
+import { Store } from '../../storage/store.js';
+import { intFlag, parseCommand } from '../args.js';
+import { positionalsAtMost, usageGuard } from '../common.js';
+import { bytes } from '../format.js';
+import { MODULE_HELP, loadMachines, machineNames, openReadOnly, startOffline } from '../machines.js';
+import { SERVER_HINT } from './checkpoint.js';
+import { ConfigError } from '../../errors.js';
+
+export const summary = 'checkpoint every machine, prune the log and old snapshots, and VACUUM the file';
+
+const USAGE = `Usage: ssm compact [--db PATH] [--keep N] [--module PATH]
+
+Shrinks a database: snapshots every machine (as ssm checkpoint), deletes quarantined (corrupt) snapshots and all but the newest
+--keep snapshots of each machine and the log entries those snapshots cover (the history that
+ssm inspect --at and ssm log read), then VACUUMs the file. Prints the size before and after.
+Needs the writer role: stop the server first.
+
+Options:
+  --db PATH      database file (default storage/ssm.db)
+  --keep N       snapshots kept per machine (default 2; older ones are fall-backs if the
+                 newest is ever corrupt)
+${MODULE_HELP}`;
+
+/** Bytes of a database file plus its WAL. */
+export function sizeOnDisk(path: string): number {
+  let total = 0;
+  for (const p of [path, `${path}-wal`]) {
+    try {
+      total += statSync(p).size;
+    } catch {
+      // no WAL file: nothing to add
+    }
+  }
+  return total;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  return usageGuard('compact', async () => {
+    const { values, positionals } = parseCommand(argv, { db: { type: 'string' }, keep: { type: 'string' }, module: { type: 'string' } }, USAGE, false);
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    positionalsAtMost(positionals, 0, USAGE);
+    const keep = intFlag('keep', values.keep) ?? 2;
+    if (keep < 1) throw new ConfigError('--keep must be at least 1');
+    const resolveMachine = await loadMachines(values.module);
+    const reader = openReadOnly(values.db);
+    const path = reader.path;
+    let names: string[];
+    try {
+      names = machineNames(reader);
+    } finally {
+      reader.close();
+    }
+    const before = sizeOnDisk(path);
+
+    if (names.length > 0) {
+      const app = await startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep });
+      try {
+        const written = await app.checkpoint();
+        console.log(`snapshots written: ${written.length} (machines already up to date: ${names.length - written.length})`);
+      } finally {
+        await app.stop();
+      }
+    }
+
+    const store = Store.open(path);
+    let logRows = 0;
+    let snapshots = 0;
+    try {
+      ({ snapshots, logRows } = store.compact(names, keep));
+      store.db.pragma('wal_checkpoint(TRUNCATE)');
+      store.db.exec('VACUUM');
+    } finally {
+      store.close();
+    }
+    const after = sizeOnDisk(path);
+    console.log(`pruned ${logRows} log row${logRows === 1 ? '' : 's'} and ${snapshots} old snapshot${snapshots === 1 ? '' : 's'}`);
+    console.log(`size before: ${bytes(before)} (${before} bytes), after: ${bytes(after)} (${after} bytes), saved ${bytes(Math.max(0, before - after))}`);
+    return 0;
+  });
+}

@@ -1,0 +1,111 @@
+import { startApplication } from '../../engine/application.js';
+import { ConfigError } from '../../errors.js';
+import { demoTree } from '../../kv/demo.js';
+import { checkServeOptions, serve, type ServeOptions } from '../../http/server.js';
+import { DEFAULT_DB_PATH, type Durability } from '../../storage/store.js';
+import { intFlag, parseCommand } from '../args.js';
+import { usageGuard } from '../common.js';
+
+export const summary = 'serve the KV tree (kv1, kv2, kv3) over HTTP on 127.0.0.1:7411';
+
+const USAGE = `Usage: ssm serve [--db PATH] [--host H] [--port N] [--token T] [--durability full|normal]
+
+Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] and serves
+it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr.
+SIGINT/SIGTERM: stops accepting, finishes queued work, checkpoints every machine, closes the
+database and exits 0.
+
+Routes:
+  POST /v1/machines/NAME/call   body application/cbor or application/json, e.g.
+                                {"op":"store","key":"x","value":1}, {"op":"lookup","key":"x"}
+  GET  /v1/machines             supervision tree, status, restarts, sequence numbers
+  POST /v1/checkpoint[?name=M]  snapshot now
+  GET  /metrics                 Prometheus text format
+  GET  /healthz                 liveness (no token needed)
+
+Options:
+  --db PATH                  database file (default ${DEFAULT_DB_PATH})
+  --host H                   interface to listen on (default 127.0.0.1, loopback only)
+  --port N                   TCP port, 0 for any free port (default 7411)
+  --token T                  require "Authorization: Bearer T" (default: env SSM_TOKEN)
+  --durability full|normal   full: fsync before every reply (default); normal: survives a
+                             process crash, may lose the last commits on power loss
+  --max-body-bytes N         largest request body (default 1048576)
+  --max-connections N        concurrent connections (default 256)`;
+
+export async function run(argv: string[]): Promise<number> {
+  return usageGuard('serve', async () => {
+    const { values } = parseCommand(
+      argv,
+      {
+        db: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        token: { type: 'string' },
+        durability: { type: 'string' },
+        'max-body-bytes': { type: 'string' },
+        'max-connections': { type: 'string' },
+      },
+      USAGE,
+      false,
+    );
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const durability = values.durability ?? 'full';
+    if (durability !== 'full' && durability !== 'normal') throw new ConfigError(`--durability must be full or normal, got ${JSON.stringify(durability)}`);
+    const options = {
+      host: values.host,
+      port: intFlag('port', values.port) ?? 7411,
+      token: values.token ?? (process.env['SSM_TOKEN'] || undefined),
+      maxBodyBytes: intFlag('max-body-bytes', values['max-body-bytes']),
+      maxConnections: intFlag('max-connections', values['max-connections']),
+    };
+    // Refuse a bad command line before any database is opened.
+    checkServeOptions(options);
+    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, durability, options);
+  });
+}
+
+async function serveUntilSignalled(db: string, durability: Durability, options: Omit<ServeOptions, 'app'>): Promise<number> {
+  // Signals are caught from the start: one that arrives during recovery stops the server
+  // gracefully as soon as it is up, instead of killing the process mid-start.
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const app = await startApplication(demoTree(false), { db, durability });
+    let endpoint;
+    try {
+      endpoint = await serve({ app, ...options });
+    } catch (err) {
+      await app.stop();
+      throw err;
+    }
+    console.log(`listening on ${endpoint.url}`);
+
+    // Wait for a signal, or for the application to stop on its own (root supervisor gave up).
+    const outcome = await Promise.race([signalled, app.stopped]);
+    if (typeof outcome === 'string') {
+      process.stderr.write(`[ssm] ${outcome}: closing the server, finishing queued work\n`);
+      // A second signal while draining means "now": exit without waiting.
+      const force = (): void => process.exit(130);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      await endpoint.close();
+      await app.stop();
+      process.off('SIGINT', force);
+      process.off('SIGTERM', force);
+      return 0;
+    }
+    await endpoint.close({ graceMs: 1000 });
+    if (outcome.reason === 'normal') return 0;
+    process.stderr.write('[ssm] the application stopped after a failure; exiting\n');
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

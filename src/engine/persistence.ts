@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { StorageError } from '../errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { recoverState, type RecoveryReport } from '../storage/recovery.js';
+import type { WorkerNode } from './runtime-tree.js';
+import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
+import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
+import type { SnapshotMeta, Store } from '../storage/store.js';
+
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export type SnapshotReason = 'policy' | 'terminate' | 'restart' | 'checkpoint';
+
+/** Connects running workers to the store: restoring their state and checkpointing it. */
+export class Persistence {
+  /** Until when (monotonic ms) count and age triggers wait: the snapshot throttle, for all machines. */
+  quietUntil = 0;
+
+  constructor(
+    readonly store: Store,
+    readonly policy: ResolvedSnapshotPolicy,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Rebuilds `w`'s state from its snapshot and log (throws RecoveryError; deletes nothing). */
+  restore(w: WorkerNode): RecoveryReport {
+    const { state, report } = recoverState(this.store, w.name, w.machine);
+    for (const r of report.rejected) {
+      try {
+        this.store.rejectSnapshot(r.id, r.reason);
+      } catch {
+        // Quarantine is bookkeeping: recovery already skipped the snapshot and will again.
+      }
+    }
+    w.state = state;
+    w.seq = report.seq;
+    w.snapshotSeq = report.snapshotSeq;
+    w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
+    w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? performance.now() : null };
+    return report;
+  }
+
+  /**
+   * Writes a snapshot of `w`'s current state if it has changed since the last one. The state is
+   * encoded in slices with a yield to the Node.js event loop between them (see
+   * {@link encodeStateSlices}), so the caller must keep steps from running meanwhile: run it
+   * under the event loop's `exclusive`. Never call this for a crashed machine: its memory may be
+   * corrupt. Throws StorageError.
+   */
+  async checkpoint(w: WorkerNode, reason: SnapshotReason): Promise<SnapshotMeta | null> {
+    if (w.seq === w.snapshotSeq && w.growth.requests === 0) return null;
+    const seq = w.seq;
+    const t0 = performance.now();
+    const chunks: Uint8Array[] = [];
+    // Hashed slice by slice too, so the final, unavoidably synchronous write is all that is left.
+    const hash = createHash('sha256');
+    let first = true;
+    for (const chunk of this.encode(w)) {
+      if (!first) await yieldToEventLoop();
+      first = false;
+      chunks.push(chunk);
+      hash.update(chunk);
+    }
+    if (w.seq !== seq) throw new StorageError(`state of ${w.name} changed while it was being encoded for a snapshot (not run under exclusive)`);
+    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0, hash.digest('hex'));
+  }
+
+  /**
+   * The same for a state small enough to encode in one slice, without yielding: used between
+   * two batches, where nothing else may run. Throws StorageError.
+   */
+  checkpointNow(w: WorkerNode, reason: SnapshotReason): SnapshotMeta | null {
+    if (w.seq === w.snapshotSeq && w.growth.requests === 0) return null;
+    const t0 = performance.now();
+    const chunks = [...this.encode(w)];
+    return this.write(w, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), reason, t0);
+  }
+
+  /** Whether encoding `w`'s state takes more than one slice (and so should yield). */
+  isLarge(w: WorkerNode): boolean {
+    return stateEntries(w.state) > SLICE_ENTRIES;
+  }
+
+  private *encode(w: WorkerNode): Generator<Uint8Array> {
+    try {
+      yield* encodeStateSlices(w.state);
+    } catch (err) {
+      throw new StorageError(`state of ${w.name} is not encodable as CBOR: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number, checksum?: string): SnapshotMeta {
+    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum);
+    w.snapshotSeq = meta.seq;
+    w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
+    w.growth = { requests: 0, bytes: 0, firstAt: null };
+    const end = performance.now();
+    const ms = end - t0;
+    this.quietUntil = quietUntil(this.policy, this.quietUntil, end, ms);
+    this.metrics.snapshots++;
+    this.metrics.snapshotSeconds.observe(ms / 1000);
+    return meta;
+  }
+
+  /** What the snapshot policy says about `w` now (`now`: performance.now()). */
+  verdict(w: WorkerNode, now: number): SnapshotVerdict {
+    return snapshotVerdict(this.policy, w.growth, now, this.quietUntil);
+  }
+
+
+  /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */
+  async tryCheckpoint(w: WorkerNode, reason: SnapshotReason): Promise<void> {
+    try {
+      await this.checkpoint(w, reason);
+    } catch (error) {
+      this.snapshotFailed(w, error);
+    }
+  }
+
+  /** {@link checkpointNow}, reporting failures to the logger. */
+  tryCheckpointNow(w: WorkerNode, reason: SnapshotReason): void {
+    try {
+      this.checkpointNow(w, reason);
+    } catch (error) {
+      this.snapshotFailed(w, error);
+    }
+  }
+
+  private snapshotFailed(w: WorkerNode, error: unknown): void {
+    // Back off: the next attempt comes after as much growth again.
+    w.growth = { requests: 0, bytes: 0, firstAt: null };
+    this.log({ type: 'snapshot_failed', machine: w.name, error });
+  }
+}

@@ -1,0 +1,160 @@
+import { describe } from '../errors.js';
+import { runWithGrace } from './hooks.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Persistence } from './persistence.js';
+import { planRestart } from './restart-plan.js';
+import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
+
+/** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
+type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort';
+
+/**
+ * The supervisor behaviour at run time: starting and stopping subtrees in order, and applying
+ * restart strategies and intensity when a child fails. Decisions come from the pure
+ * {@link planRestart}; this class carries them out.
+ */
+export class Supervision {
+  constructor(
+    private readonly persistence: Persistence,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    /** Called when the root supervisor gives up. */
+    private readonly onRootFailure: (error: unknown) => Promise<void>,
+    /** Monotonic: a wall-clock step must not distort restart intensity. */
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running. */
+  async start(node: RuntimeNode): Promise<void> {
+    if (node.kind === 'supervisor') {
+      node.life = 'running';
+      node.restartTimes = [];
+      for (const child of node.children) await this.start(child);
+      return;
+    }
+    const w = node;
+    w.life = 'starting';
+    let report;
+    try {
+      report = this.persistence.restore(w);
+    } catch (err) {
+      w.life = 'failed';
+      w.lastError = describe(err);
+      this.setStatus(w, 'failed', 0, w.lastError);
+      throw err;
+    }
+    if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
+    w.life = 'running';
+    this.setStatus(w, 'running');
+    this.log({ type: 'started', machine: w.name, recovery: report });
+  }
+
+  /** Stops `node` in reverse start order. A crashed worker is not snapshotted. */
+  async stop(node: RuntimeNode, reason: StopReason): Promise<void> {
+    if (node.kind === 'supervisor') {
+      for (let i = node.children.length - 1; i >= 0; i--) await this.stop(node.children[i]!, reason);
+      if (node.life !== 'failed') node.life = 'stopped';
+      return;
+    }
+    const w = node;
+    if (w.life === 'stopped' || w.life === 'failed') return;
+    const corrupt = w.life === 'crashed';
+    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
+    if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
+    w.state = undefined;
+    w.life = 'stopped';
+    if (reason !== 'abort') this.setStatus(w, corrupt ? 'crashed' : 'stopped');
+    this.log({ type: 'terminated', machine: w.name, reason: corrupt ? 'crash' : reason });
+  }
+
+  /** A step of `w` threw: its memory is corrupt. Apply its supervisor's strategy. */
+  async crashed(w: WorkerNode, error: unknown): Promise<void> {
+    w.life = 'crashed';
+    w.lastError = describe(error);
+    this.metrics.crashes++;
+    this.log({ type: 'crashed', machine: w.name, error });
+    await this.childFailed(w.parent, w.index, error);
+  }
+
+  /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
+  reloadFromStorage(workers: Iterable<WorkerNode>): void {
+    for (const w of workers) {
+      try {
+        this.persistence.restore(w);
+      } catch (err) {
+        // The disk is still the truth; the crash path will retry through the supervisor.
+        w.life = 'crashed';
+        w.lastError = describe(err);
+      }
+    }
+  }
+
+  private async childFailed(sup: SupervisorNode, index: number, error: unknown): Promise<void> {
+    const failed = sup.children[index]!;
+    const { decision, restartTimes } = planRestart({
+      strategy: sup.strategy,
+      childCount: sup.children.length,
+      failed: index,
+      failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
+      childRestart: sup.children.map((c) => (c.kind === 'worker' ? c.restart : 'permanent')),
+      alive: sup.children.map((c, i) => i !== index && isAlive(c)),
+      restartTimes: sup.restartTimes,
+      intensity: sup.intensity,
+      periodMs: sup.periodMs,
+      now: this.now(),
+    });
+    sup.restartTimes = restartTimes;
+    if (decision.action === 'drop') {
+      await this.stop(failed, 'temporary');
+      return;
+    }
+    if (decision.action === 'restart') {
+      sup.life = 'restarting';
+      const nodes = decision.start.map((i) => sup.children[i]!);
+      this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
+      for (const i of decision.stop) {
+        const child = sup.children[i]!;
+        await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== index ? 'temporary' : 'restart');
+      }
+      try {
+        for (const node of nodes) {
+          for (const w of workersOf(node)) {
+            w.restarts++;
+            this.metrics.restarts++;
+            this.setStatus(w, 'restarting', 1);
+          }
+          await this.start(node);
+        }
+        sup.life = 'running';
+        return;
+      } catch (startError) {
+        // A child that cannot start (e.g. RecoveryError) fails its supervisor, as in OTP.
+        error = startError;
+      }
+    }
+    await this.escalate(sup, error);
+  }
+
+  private async escalate(sup: SupervisorNode, error: unknown): Promise<void> {
+    this.log({ type: 'escalated', supervisor: sup.name, intensity: sup.intensity, periodMs: sup.periodMs, error });
+    await this.stop(sup, 'escalation');
+    sup.life = 'failed';
+    if (sup.parent) await this.childFailed(sup.parent, sup.index, error);
+    else await this.onRootFailure(error);
+  }
+
+  private async hook(w: WorkerNode, hook: 'onStart' | 'onTerminate', fn: () => void | Promise<void>): Promise<void> {
+    const r = await runWithGrace(fn, w.shutdownMs);
+    if (r.outcome === 'timeout') this.log({ type: 'hook_timeout', machine: w.name, hook, ms: w.shutdownMs });
+    else if (r.outcome === 'error') this.log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
+  }
+
+  private setStatus(w: WorkerNode, status: string, restartIncrement = 0, lastError: string | null = null): void {
+    try {
+      this.persistence.store.setMachineStatus(w.name, status, w.machine.version, restartIncrement, lastError ?? (status === 'crashed' ? w.lastError : null));
+    } catch {
+      // Status rows are informational; a full disk must not stop supervision.
+    }
+  }
+}

@@ -1,0 +1,143 @@
+import { defineMachine, type Machine } from '../model/machine.js';
+import { ShardedMap } from '../encoding/sharded-map.js';
+
+/**
+ * The key-value store of the seed, as a state machine. State is a {@link ShardedMap} (state
+ * version 2; version 1 was a plain `Map`, migrated on load), because a million-key store then
+ * recovers in about half the time; values are anything CBOR round-trips. Looking up the key
+ * `"crash"` throws on purpose (the seed's deliberate bug).
+ */
+export type KvInput =
+  | { readonly op: 'store'; readonly key: string; readonly value: unknown }
+  | { readonly op: 'lookup'; readonly key: string }
+  | { readonly op: 'delete'; readonly key: string }
+  | { readonly op: 'has'; readonly key: string }
+  | { readonly op: 'size' }
+  | { readonly op: 'entries'; readonly prefix?: string; readonly limit?: number };
+
+export type KvOutput = unknown;
+export type KvState = ShardedMap<unknown>;
+
+/** What {@link kvStep} needs of its state: a `Map<string, unknown>` or a {@link ShardedMap}. */
+export interface KvTable {
+  readonly size: number;
+  get(key: string): unknown;
+  has(key: string): boolean;
+  set(key: string, value: unknown): unknown;
+  delete(key: string): boolean;
+  keys(): IterableIterator<string>;
+}
+
+/** State version of {@link kvStore}: 2 since the state became a ShardedMap. */
+export const KV_STATE_VERSION = 2;
+
+/** Longest key accepted, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 4096;
+
+const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries']);
+
+/** Rejects anything that is not a well-formed {@link KvInput}. */
+export function validateKvInput(input: unknown): KvInput {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TypeError('input must be a map with an "op" field');
+  const o = input as Record<string, unknown>;
+  const key = o['key'];
+  const needsKey = (): void => {
+    if (typeof key !== 'string') throw new TypeError(`op ${String(o['op'])} needs a string "key"`);
+    if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
+  };
+  switch (o['op']) {
+    case 'store':
+      needsKey();
+      if (!('value' in o)) throw new TypeError('op store needs a "value"');
+      return { op: 'store', key: key as string, value: o['value'] };
+    case 'lookup':
+    case 'delete':
+    case 'has':
+      needsKey();
+      return { op: o['op'], key: key as string };
+    case 'size':
+      return { op: 'size' };
+    case 'entries': {
+      const prefix = o['prefix'];
+      const limit = o['limit'];
+      if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('"prefix" must be a string');
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && (limit as number) >= 0)) throw new TypeError('"limit" must be a non-negative integer');
+      return { op: 'entries', prefix: prefix as string | undefined, limit: limit as number | undefined };
+    }
+    default:
+      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size or entries`);
+  }
+}
+
+/** One step of the KV store. Mutates the table in place: no copy per request. */
+export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S, KvOutput] {
+  switch (input.op) {
+    case 'store':
+      state.set(input.key, input.value);
+      return [state, null];
+    case 'lookup':
+      if (input.key === 'crash') throw new Error('divide by zero');
+      return [state, state.has(input.key) ? state.get(input.key) : null];
+    case 'delete':
+      return [state, state.delete(input.key)];
+    case 'has':
+      return [state, state.has(input.key)];
+    case 'size':
+      return [state, state.size];
+    case 'entries': {
+      const out: [string, unknown][] = [];
+      const limit = input.limit ?? Number.POSITIVE_INFINITY;
+      const prefix = input.prefix ?? '';
+      const keys = [...state.keys()].filter((k) => k.startsWith(prefix)).sort();
+      for (const k of keys) {
+        if (out.length >= limit) break;
+        out.push([k, state.get(k)]);
+      }
+      return [state, out];
+    }
+  }
+}
+
+export interface KvStoreOptions {
+  /** Print the seed's "KV store starting/terminating" lines from the hooks. */
+  verbose?: boolean;
+  /** Where verbose lines go. Default console.log. */
+  print?: (line: string) => void;
+}
+
+/** The KV store machine of the seed's demo. */
+export function kvStore(options: KvStoreOptions = {}): Machine<KvState, KvInput, KvOutput> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  return defineMachine<KvState, KvInput, KvOutput>({
+    init: () => new ShardedMap(),
+    step: kvStep,
+    validate: validateKvInput,
+    readOnly: (input) => READ_ONLY.has(input.op),
+    version: KV_STATE_VERSION,
+    migrate: migrateKvState,
+    ...(options.verbose
+      ? {
+          onStart: (name: string) => print(`KV store starting: ${name}`),
+          onTerminate: (name: string) => print(`KV store terminating: ${name}`),
+        }
+      : {}),
+  });
+}
+
+/**
+ * Brings a KV state of any earlier version to a {@link ShardedMap}: version 1 was a `Map` with
+ * string keys (or, in the seed, a plain object).
+ */
+export function migrateKvState(state: unknown): KvState {
+  if (state instanceof ShardedMap) return state as KvState;
+  if (state instanceof Map) {
+    const out = new ShardedMap();
+    for (const [k, v] of state) {
+      if (typeof k !== 'string') throw new TypeError(`KV state has a non-string key: ${String(k)}`);
+      out.set(k, v);
+    }
+    return out;
+  }
+  if (state && typeof state === 'object' && !Array.isArray(state)) return new ShardedMap(Object.entries(state));
+  throw new TypeError('unrecognised KV state');
+}

@@ -1,0 +1,67 @@
+import { cborCodec, type Codec } from './codec.js';
+import { ConfigError } from '../errors.js';
+
+/**
+ * What a user writes: plain, sequential, synchronous business logic.
+ *
+ * `step` must be deterministic given `(input, state)`: after a crash or a restart the state is
+ * rebuilt by replaying logged inputs through it. Time and randomness must arrive as inputs.
+ */
+export interface MachineDefinition<S, I, O> {
+  /** The initial state, used when storage has nothing for this machine. */
+  init(): S;
+  /**
+   * Applies one input. May mutate and return the same state object (large states should not be
+   * copied per step). A throw is a crash: the in-memory state is then treated as corrupt and
+   * rebuilt from storage.
+   */
+  step(input: I, state: S): readonly [S, O];
+  /** Wire codec for {@link App.callBytes} and HTTP. Defaults to CBOR. */
+  codec?: Codec<I, O>;
+  /**
+   * Checks and narrows an input decoded from untrusted bytes (the codec's output, or JSON over
+   * HTTP) before it can reach `step`; throw to reject it as a DecodeError. Without it, a
+   * malformed input would crash the machine and count against restart intensity.
+   */
+  validate?(input: unknown): I;
+  /** Inputs for which this returns true do not change state: they are never logged. */
+  readOnly?(input: I): boolean;
+  /** Version of the state's shape, stored with every snapshot. Defaults to 1. */
+  version?: number;
+  /** Upgrades a snapshot's state taken at `fromVersion` to the current `version`. */
+  migrate?(state: unknown, fromVersion: number): S;
+  /** Runs after the state is restored, under the worker's shutdown grace time. */
+  onStart?(name: string, state: S): void | Promise<void>;
+  /** Runs when the machine is stopped or restarted, under the worker's shutdown grace time. */
+  onTerminate?(name: string, state: S): void | Promise<void>;
+}
+
+/** A machine definition with defaults filled in. */
+export interface Machine<S, I, O> extends MachineDefinition<S, I, O> {
+  readonly codec: Codec<I, O>;
+  readonly version: number;
+  readonly readOnly: (input: I) => boolean;
+  readonly validate: (input: unknown) => I;
+}
+
+/** Any machine, for containers that hold machines of different types. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyMachine = Machine<any, any, any>;
+
+const never = (): boolean => false;
+const identity = <I>(input: unknown): I => input as I;
+
+/** Validates a machine definition and fills in its defaults (CBOR codec, version 1). */
+export function defineMachine<S, I, O>(def: MachineDefinition<S, I, O>): Machine<S, I, O> {
+  if (typeof def.init !== 'function') throw new ConfigError('defineMachine: init must be a function');
+  if (typeof def.step !== 'function') throw new ConfigError('defineMachine: step must be a function');
+  const version = def.version ?? 1;
+  if (!Number.isSafeInteger(version) || version < 1) throw new ConfigError(`defineMachine: version must be a positive integer, got ${version}`);
+  return {
+    ...def,
+    codec: def.codec ?? cborCodec<I, O>(),
+    version,
+    readOnly: def.readOnly ? def.readOnly.bind(def) : never,
+    validate: def.validate ? def.validate.bind(def) : identity<I>,
+  };
+}

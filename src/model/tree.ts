@@ -1,0 +1,94 @@
+import { ConfigError } from '../errors.js';
+import type { AnyMachine } from './machine.js';
+
+/** OTP restart strategies. */
+export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
+
+/**
+ * OTP child restart types. A crash inside `step` is always an abnormal exit, so `permanent`
+ * and `transient` children are both restarted after a crash; `temporary` children never are.
+ */
+export type RestartType = 'permanent' | 'transient' | 'temporary';
+
+export interface WorkerOptions {
+  /** Default `permanent`. */
+  restart?: RestartType;
+  /** Grace time for the `onStart`/`onTerminate` hooks, in ms. Default 500. */
+  shutdownMs?: number;
+}
+
+export interface SupervisorOptions {
+  /** Restarts allowed within `periodMs` before the supervisor gives up. Default 1 (as OTP). */
+  intensity?: number;
+  /** Window for `intensity`, in ms. Default 5000 (as OTP). */
+  periodMs?: number;
+  /** Name shown in status and logs. Defaults to its position, e.g. `root/1`. */
+  name?: string;
+}
+
+export interface WorkerSpec {
+  readonly kind: 'worker';
+  readonly name: string;
+  readonly machine: AnyMachine;
+  readonly restart: RestartType;
+  readonly shutdownMs: number;
+}
+
+export interface SupervisorSpec {
+  readonly kind: 'supervisor';
+  readonly name: string | undefined;
+  readonly strategy: Strategy;
+  readonly children: readonly ChildSpec[];
+  readonly intensity: number;
+  readonly periodMs: number;
+}
+
+export type ChildSpec = WorkerSpec | SupervisorSpec;
+
+const STRATEGIES: readonly Strategy[] = ['one_for_one', 'one_for_all', 'rest_for_one'];
+const RESTARTS: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
+const NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** A leaf of the tree: a named state machine. */
+export function worker(name: string, machine: AnyMachine, options: WorkerOptions = {}): WorkerSpec {
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    throw new ConfigError(`worker name must match ${NAME} (letters, digits, _ . : -), got ${JSON.stringify(name)}`);
+  }
+  if (!machine || typeof machine.step !== 'function' || typeof machine.init !== 'function') {
+    throw new ConfigError(`worker ${name}: machine must come from defineMachine()`);
+  }
+  const restart = options.restart ?? 'permanent';
+  if (!RESTARTS.includes(restart)) throw new ConfigError(`worker ${name}: restart must be one of ${RESTARTS.join(', ')}`);
+  const shutdownMs = options.shutdownMs ?? 500;
+  if (!(shutdownMs >= 0)) throw new ConfigError(`worker ${name}: shutdownMs must be >= 0`);
+  return { kind: 'worker', name, machine, restart, shutdownMs };
+}
+
+/** An inner node of the tree: supervises its children with one of OTP's strategies. */
+export function supervisor(strategy: Strategy, children: readonly ChildSpec[], options: SupervisorOptions = {}): SupervisorSpec {
+  if (!STRATEGIES.includes(strategy)) throw new ConfigError(`supervisor strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+  if (!Array.isArray(children)) throw new ConfigError('supervisor children must be an array');
+  const intensity = options.intensity ?? 1;
+  const periodMs = options.periodMs ?? 5000;
+  if (!Number.isInteger(intensity) || intensity < 0) throw new ConfigError('supervisor intensity must be an integer >= 0');
+  if (!(periodMs > 0)) throw new ConfigError('supervisor periodMs must be > 0');
+  return { kind: 'supervisor', name: options.name, strategy, children, intensity, periodMs };
+}
+
+/** Worker names in depth-first, left-to-right (start) order; throws on duplicates. */
+export function workerNames(tree: SupervisorSpec): string[] {
+  const names: string[] = [];
+  const seen = new Set<string>();
+  const visit = (node: ChildSpec): void => {
+    if (node.kind === 'worker') {
+      if (seen.has(node.name)) throw new ConfigError(`duplicate machine name in tree: ${node.name}`);
+      seen.add(node.name);
+      names.push(node.name);
+    } else {
+      node.children.forEach(visit);
+    }
+  };
+  if (!tree || tree.kind !== 'supervisor') throw new ConfigError('the root of the tree must be a supervisor(...)');
+  visit(tree);
+  return names;
+}
