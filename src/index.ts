@@ -1,6 +1,7 @@
 export { defineMachine, type Machine, type MachineDefinition, type AnyMachine } from './model/machine.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
-export { startApplication, App, type ApplicationOptions, type CallOptions, type StopResult } from './engine/application.js';
+export { startApplication, App, type StopResult } from './engine/application.js';
+export type { ApplicationOptions, CallOptions } from './engine/options.js';
 export { cborCodec, jsonCodec, type Codec } from './model/codec.js';
 export { ShardedMap, SHARDED_MAP_TAG } from './encoding/sharded-map.js';
 export * from './errors.js';

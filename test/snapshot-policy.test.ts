@@ -1,4 +1,5 @@
 import test from 'ava';
+import { ConfigError } from '../src/errors.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,9 +32,9 @@ test('0 disables a trigger', (t) => {
 test('defaults and validation', (t) => {
   t.deepEqual(policy(), DEFAULT_SNAPSHOT_POLICY);
   t.is(policy({ every: undefined }).every, DEFAULT_SNAPSHOT_POLICY.every);
-  t.throws(() => policy({ every: -1 }), { instanceOf: RangeError });
-  t.throws(() => policy({ keepSnapshots: 0 }), { instanceOf: RangeError });
-  t.throws(() => policy({ everyMs: Number.NaN }), { instanceOf: RangeError });
+  t.throws(() => policy({ every: -1 }), { instanceOf: ConfigError });
+  t.throws(() => policy({ keepSnapshots: 0 }), { instanceOf: ConfigError });
+  t.throws(() => policy({ everyMs: Number.NaN }), { instanceOf: ConfigError });
 });
 
 test('a time-based snapshot is taken even when writes stop', async (t) => {
@@ -64,7 +65,7 @@ test('maxTimeShare defers count and age triggers after costly snapshots, never t
   t.is(quietUntil(policy({ maxTimeShare: 0.5 }), 0, 10_000, 200), 10_200, 'share 0.5: wait as long as it took');
   // Back-to-back snapshots (one per machine, say) add their debts.
   t.is(quietUntil(p, quietUntil(p, 0, 10_000, 200), 10_100, 100), 11_800 + 1000);
-  for (const bad of [0, -0.1, 1.01, Number.NaN]) t.throws(() => policy({ maxTimeShare: bad }), { instanceOf: RangeError }, String(bad));
+  for (const bad of [0, -0.1, 1.01, Number.NaN]) t.throws(() => policy({ maxTimeShare: bad }), { instanceOf: ConfigError }, String(bad));
 });
 
 test('under a sustained write load, policy snapshots take about maxTimeShare of the time', async (t) => {

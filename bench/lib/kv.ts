@@ -2,7 +2,8 @@
  * The system under test: one kv-store worker under a one_for_one supervisor, plus a fast
  * builder that writes snapshots and request-log rows straight into a database.
  */
-import { startApplication, type App, type ApplicationOptions } from '../../src/engine/application.js';
+import { startApplication, type App } from '../../src/engine/application.js';
+import type { ApplicationOptions } from '../../src/engine/options.js';
 import { cbor } from '../../src/encoding/cbor.js';
 import { KV_STATE_VERSION, kvStore } from '../../src/kv/kv-machine.js';
 import type { RecoveryReport } from '../../src/storage/recovery.js';

@@ -11,24 +11,31 @@ export interface Request<W> {
   settle(err: unknown, output?: unknown): void;
 }
 
-/**
- * What the loop asks of its owner: process a batch synchronously (step every request, pass the
- * commit point, release replies) and, when that reports a crash, handle it asynchronously.
- */
-export interface BatchProcessor<W> {
+/** What a batch left for the loop to do. */
+export interface BatchOutcome {
   /**
-   * Steps `batch` in order and returns the index of a request whose step crashed (the requests
-   * after it are put back at the head of the queue), or -1. Replies are released inside, after
-   * the batch's commit point.
+   * Index of the request whose step crashed, or -1. The requests after it were not stepped:
+   * they go back to the head of the queue.
    */
-  processBatch(batch: Request<W>[]): { crashed: number; handle?: () => Promise<void> };
+  readonly crashedAt: number;
+  /** The supervision a crash (or a failed commit) needs; run under {@link EventLoop.exclusive}. */
+  readonly supervise?: () => Promise<void>;
 }
 
-export interface EventLoopOptions {
-  /** Maximum queued requests; beyond it enqueue throws {@link QueueFullError}. Default 1024. */
-  queueCapacity?: number;
-  /** Maximum requests stepped between two commit points. Default 512. */
-  maxBatch?: number;
+/**
+ * What the loop asks of its owner: run a batch synchronously (step every request, pass the
+ * commit point, release replies), saying what is left to supervise.
+ */
+export interface BatchRunner<W> {
+  runBatch(batch: Request<W>[]): BatchOutcome;
+}
+
+/** Limits of the loop, already checked (see {@link resolveApplicationOptions}). */
+export interface EventLoopLimits {
+  /** Most queued requests; beyond it enqueue throws {@link QueueFullError}. */
+  readonly queueCapacity: number;
+  /** Most requests stepped between two commit points. */
+  readonly maxBatch: number;
 }
 
 /**
@@ -51,11 +58,9 @@ export class EventLoop<W> {
   /** Errors escaping exclusive work started by the loop itself (a bug if ever called). */
   onError?: (err: unknown) => void;
 
-  constructor(private readonly processor: BatchProcessor<W>, options: EventLoopOptions = {}) {
-    this.capacity = options.queueCapacity ?? 1024;
-    this.maxBatch = options.maxBatch ?? 512;
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new RangeError('queueCapacity must be an integer >= 1');
-    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError('maxBatch must be an integer >= 1');
+  constructor(private readonly runner: BatchRunner<W>, limits: EventLoopLimits) {
+    this.capacity = limits.queueCapacity;
+    this.maxBatch = limits.maxBatch;
   }
 
   /** Requests waiting (not counting cancelled ones). */
@@ -165,15 +170,15 @@ export class EventLoop<W> {
     }
     if (batch.length > 0) {
       this.onBatch?.(batch.length);
-      const { crashed, handle } = this.processor.processBatch(batch);
-      if (crashed >= 0) {
-        const rest = batch.slice(crashed + 1);
+      const { crashedAt, supervise } = this.runner.runBatch(batch);
+      if (crashedAt >= 0) {
+        const rest = batch.slice(crashedAt + 1);
         for (const r of rest) r.status = 'queued';
         this.items.splice(this.head, 0, ...rest);
         this.live += rest.length;
       }
-      if (handle) {
-        this.exclusive(handle).catch((err: unknown) => this.onError?.(err));
+      if (supervise) {
+        this.exclusive(supervise).catch((err: unknown) => this.onError?.(err));
         return;
       }
     }

@@ -6,23 +6,64 @@ import { recoverState, type RecoveryReport } from '../storage/recovery.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { SnapshotMeta, Store } from '../storage/store.js';
+import type { LogGroup, SnapshotMeta, Store } from '../storage/store.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export type SnapshotReason = 'policy' | 'terminate' | 'restart' | 'checkpoint';
 
-/** Connects running workers to the store: restoring their state and checkpointing it. */
+/**
+ * The engine's one way to its store: restoring workers' state, committing batches,
+ * checkpointing, and the bookkeeping rows (machines, failed requests).
+ */
 export class Persistence {
   /** Until when (monotonic ms) count and age triggers wait: the snapshot throttle, for all machines. */
   quietUntil = 0;
 
   constructor(
-    readonly store: Store,
+    private readonly store: Store,
     readonly policy: ResolvedSnapshotPolicy,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
+
+  /** Path of the database file. */
+  get path(): string {
+    return this.store.path;
+  }
+
+  /** Records the machines of the tree (idempotent). */
+  registerMachines(workers: readonly WorkerNode[]): void {
+    this.store.registerMachines(workers.map((w) => ({ name: w.name, version: w.machine.version })));
+  }
+
+  /** The group commit of one batch; throws StorageError, having written nothing of it. */
+  commit(groups: readonly LogGroup[]): void {
+    this.store.appendBatch(groups);
+  }
+
+  /** Records a request whose step threw. A full disk must not prevent the restart: never throws. */
+  recordFailure(w: WorkerNode, input: Uint8Array | null, error: unknown): void {
+    try {
+      this.store.recordFailure(w.name, w.seq, input, error);
+    } catch {
+      // The crash is still logged by supervision and counted in the metrics.
+    }
+  }
+
+  /** Updates a machine's row. Status rows are informational: a full disk must not stop supervision. */
+  setStatus(w: WorkerNode, status: string, restartIncrement = 0, lastError: string | null = null): void {
+    try {
+      this.store.setMachineStatus(w.name, status, w.machine.version, restartIncrement, lastError ?? (status === 'crashed' ? w.lastError : null));
+    } catch {
+      // Informational only.
+    }
+  }
+
+  /** Closes the database and releases the writer lock. Idempotent. */
+  close(): void {
+    this.store.close();
+  }
 
   /** Rebuilds `w`'s state from its snapshot and log (throws RecoveryError; deletes nothing). */
   restore(w: WorkerNode): RecoveryReport {
@@ -108,7 +149,6 @@ export class Persistence {
   verdict(w: WorkerNode, now: number): SnapshotVerdict {
     return snapshotVerdict(this.policy, w.growth, now, this.quietUntil);
   }
-
 
   /** Checkpoint that reports failures to the logger instead of throwing (the log still has it all). */
   async tryCheckpoint(w: WorkerNode, reason: SnapshotReason): Promise<void> {

@@ -1,3 +1,5 @@
+import { ConfigError } from '../errors.js';
+
 /**
  * When to checkpoint a machine's state: a pure function of counters, so the policy is testable
  * without a disk.
@@ -48,10 +50,10 @@ export const DEFAULT_SNAPSHOT_POLICY: ResolvedSnapshotPolicy = {
 export function resolveSnapshotPolicy(p: SnapshotPolicy = {}): ResolvedSnapshotPolicy {
   const r = { ...DEFAULT_SNAPSHOT_POLICY, ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) };
   for (const k of ['every', 'everyMs', 'everyBytes'] as const) {
-    if (!(Number.isFinite(r[k]) && r[k] >= 0)) throw new RangeError(`snapshot.${k} must be a number >= 0`);
+    if (!(Number.isFinite(r[k]) && r[k] >= 0)) throw new ConfigError(`snapshot.${k} must be a number >= 0`);
   }
-  if (!Number.isInteger(r.keepSnapshots) || r.keepSnapshots < 1) throw new RangeError('snapshot.keepSnapshots must be an integer >= 1');
-  if (!(r.maxTimeShare > 0 && r.maxTimeShare <= 1)) throw new RangeError('snapshot.maxTimeShare must be a number in (0, 1]');
+  if (!Number.isInteger(r.keepSnapshots) || r.keepSnapshots < 1) throw new ConfigError('snapshot.keepSnapshots must be an integer >= 1');
+  if (!(r.maxTimeShare > 0 && r.maxTimeShare <= 1)) throw new ConfigError('snapshot.maxTimeShare must be a number in (0, 1]');
   return r;
 }
 

@@ -41,12 +41,12 @@ export class Supervision {
     } catch (err) {
       w.life = 'failed';
       w.lastError = describe(err);
-      this.setStatus(w, 'failed', 0, w.lastError);
+      this.persistence.setStatus(w, 'failed', 0, w.lastError);
       throw err;
     }
     if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
     w.life = 'running';
-    this.setStatus(w, 'running');
+    this.persistence.setStatus(w, 'running');
     this.log({ type: 'started', machine: w.name, recovery: report });
   }
 
@@ -64,7 +64,7 @@ export class Supervision {
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
     w.life = 'stopped';
-    if (reason !== 'abort') this.setStatus(w, corrupt ? 'crashed' : 'stopped');
+    if (reason !== 'abort') this.persistence.setStatus(w, corrupt ? 'crashed' : 'stopped');
     this.log({ type: 'terminated', machine: w.name, reason: corrupt ? 'crash' : reason });
   }
 
@@ -122,7 +122,7 @@ export class Supervision {
           for (const w of workersOf(node)) {
             w.restarts++;
             this.metrics.restarts++;
-            this.setStatus(w, 'restarting', 1);
+            this.persistence.setStatus(w, 'restarting', 1);
           }
           await this.start(node);
         }
@@ -150,11 +150,4 @@ export class Supervision {
     else if (r.outcome === 'error') this.log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
   }
 
-  private setStatus(w: WorkerNode, status: string, restartIncrement = 0, lastError: string | null = null): void {
-    try {
-      this.persistence.store.setMachineStatus(w.name, status, w.machine.version, restartIncrement, lastError ?? (status === 'crashed' ? w.lastError : null));
-    } catch {
-      // Status rows are informational; a full disk must not stop supervision.
-    }
-  }
 }

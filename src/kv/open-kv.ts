@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
-import { startApplication, type App, type ApplicationOptions } from '../engine/application.js';
+import { startApplication, type App } from '../engine/application.js';
+import type { ApplicationOptions } from '../engine/options.js';
 import { decodeCbor, cbor } from '../encoding/cbor.js';
 import { EncodeError, SsmError, describe } from '../errors.js';
 import { MAX_KEY_LENGTH, kvStep, kvStore, type KvInput, type KvState } from './kv-machine.js';

@@ -1,5 +1,6 @@
 import type { ExecutionContext } from 'ava';
-import { startApplication, type App, type ApplicationOptions } from '../../src/engine/application.js';
+import { startApplication, type App } from '../../src/engine/application.js';
+import type { ApplicationOptions } from '../../src/engine/options.js';
 import type { LifecycleEvent } from '../../src/engine/logger.js';
 import { defineMachine, type Machine } from '../../src/model/machine.js';
 import type { StatusNode } from '../../src/engine/runtime-tree.js';

@@ -1,0 +1,105 @@
+import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
+import { Deadlines } from './deadlines.js';
+import type { EventLoop } from './event-loop.js';
+import type { Metrics } from './metrics.js';
+import type { CallOptions } from './options.js';
+import { Pending, ignore } from './pending.js';
+import type { WorkerNode } from './runtime-tree.js';
+import { MAX_TIMER_MS } from './snapshot-scheduler.js';
+
+type Resolve = (v: unknown) => void;
+type Reject = (e: unknown) => void;
+
+/**
+ * The door of the event loop: finds the target, refuses what can be refused before queueing
+ * (unknown or stopped machine, undecodable or oversized input, application stopped), queues
+ * the rest and arms their deadlines. Every refusal is a typed error, counted in the metrics.
+ */
+export class Admission {
+  /** Whether new calls are taken (false before start and from the first moment of stop). */
+  accepting = false;
+  // A request still queued is withdrawn and never applied. One already taken (a crashed request
+  // waiting for its supervisor) has been stepped: only its reply is replaced by the timeout.
+  private readonly deadlines = new Deadlines<Pending>(
+    (req, ms) => {
+      if (req.status === 'queued') this.loop.cancel(req);
+      req.settle(new CallTimeoutError(req.target.name, ms));
+    },
+    (req) => req.status === 'queued' || req.status === 'taken',
+  );
+
+  constructor(
+    private readonly workers: ReadonlyMap<string, WorkerNode>,
+    private readonly loop: EventLoop<WorkerNode>,
+    private readonly metrics: Metrics,
+    private readonly limits: { readonly callTimeoutMs: number; readonly maxPayloadBytes: number },
+    private readonly isEnded: () => boolean,
+  ) {}
+
+  /** A trusted input, stepped as given; the reply is the output value. */
+  admitValue(name: string, input: unknown, options: CallOptions, resolve: Resolve, reject: Reject): void {
+    this.submit(name, input, false, options.timeoutMs, resolve, reject);
+  }
+
+  /** An input from an untrusted source, already decoded: the machine's `validate` runs first. */
+  admitUntrusted(name: string, input: unknown, options: CallOptions, resolve: Resolve, reject: Reject): void {
+    const w = this.workers.get(name);
+    if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    let valid: unknown;
+    try {
+      valid = w.machine.validate(input);
+    } catch (err) {
+      return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
+    }
+    this.submit(name, valid, false, options.timeoutMs, resolve, reject);
+  }
+
+  /** Wire bytes, decoded and validated by the machine's codec; the reply is encoded by it too. */
+  admitBytes(name: string, bytes: Uint8Array, options: CallOptions, resolve: Resolve, reject: Reject): void {
+    const w = this.workers.get(name);
+    if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    if (bytes.byteLength > this.limits.maxPayloadBytes) return this.refuse(reject, new PayloadTooLargeError(bytes.byteLength, this.limits.maxPayloadBytes));
+    let input: unknown;
+    try {
+      input = w.machine.validate(w.machine.codec.decode(bytes));
+    } catch (err) {
+      return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`undecodable input for ${name}: ${describe(err)}`, { cause: err }));
+    }
+    this.submit(name, input, true, options.timeoutMs, resolve, reject);
+  }
+
+  /** Fire-and-forget: throws when the request cannot be queued. */
+  admitCast(name: string, input: unknown): void {
+    let error: unknown;
+    this.submit(name, input, false, 0, ignore, (e) => (error = e));
+    if (error) throw error;
+  }
+
+  /** Drops every deadline (shutdown). */
+  clear(): void {
+    this.deadlines.clear();
+  }
+
+  private refuse(reject: Reject, err: unknown): void {
+    if (err instanceof SsmError) this.metrics.error(err.code);
+    reject(err);
+  }
+
+  private submit(name: string, input: unknown, encodeOutput: boolean, timeoutMs: number | undefined, resolve: Resolve, reject: Reject): void {
+    if (timeoutMs !== undefined && !(timeoutMs >= 0)) return this.refuse(reject, new ConfigError(`timeoutMs must be a number >= 0, got ${timeoutMs}`));
+    if (!this.accepting) return this.refuse(reject, new ApplicationStoppedError());
+    const w = this.workers.get(name);
+    if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    if ((w.life === 'stopped' || w.life === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.life === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
+    const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
+    try {
+      this.loop.enqueue(req);
+    } catch (err) {
+      return this.refuse(reject, err);
+    }
+    this.metrics.calls++;
+    const ms = timeoutMs ?? this.limits.callTimeoutMs;
+    // 0, Infinity and anything beyond what a Node.js timer can hold (~24.8 days) mean no timeout.
+    if (ms > 0 && ms <= MAX_TIMER_MS && req.awaited) this.deadlines.add(req, ms);
+  }
+}

@@ -1,0 +1,169 @@
+import { cbor } from '../encoding/cbor.js';
+import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineStoppedError, StorageError, describe } from '../errors.js';
+import type { LogGroup } from '../storage/store.js';
+import type { BatchOutcome, BatchRunner } from './event-loop.js';
+import { prepareInputs } from './input-preparation.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { Pending } from './pending.js';
+import type { Persistence } from './persistence.js';
+import type { WorkerNode } from './runtime-tree.js';
+import type { SnapshotScheduler } from './snapshot-scheduler.js';
+import type { Supervision } from './supervision.js';
+
+/** One machine's logged requests within a batch. */
+interface Group {
+  readonly firstSeq: number;
+  readonly parts: Uint8Array[];
+  bytes: number;
+}
+
+/** The crash that ended a batch early, handed to supervision after the commit point. */
+interface Crash {
+  readonly at: number;
+  readonly error: unknown;
+  /** The log encoding of the crashing input (null if it was read-only). */
+  readonly logged: Uint8Array | null;
+}
+
+/**
+ * One cycle of the event loop, a batch at a time: step each request, pass the commit point
+ * (one group commit of every logged request), release the replies, then hand any crash to
+ * supervision. Synchronous up to the hand-off, so no other request can interleave.
+ */
+export class BatchCycle implements BatchRunner<WorkerNode> {
+  constructor(
+    private readonly persistence: Persistence,
+    private readonly supervision: Supervision,
+    private readonly snapshots: SnapshotScheduler,
+    private readonly workers: readonly WorkerNode[],
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly isEnded: () => boolean,
+  ) {}
+
+  runBatch(batch: Pending[]): BatchOutcome {
+    const { groups, crash } = this.step(batch);
+    const done = crash ? batch.slice(0, crash.at) : batch;
+    const storageError = this.commit(groups);
+    for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
+    if (!storageError) this.snapshots.afterCommit(groups.keys());
+    // After a failed commit a machine may be left crashed (its reload failed too).
+    const unreloaded = storageError !== null && this.workers.some((w) => w.life === 'crashed');
+    if (!crash && !unreloaded) return { crashedAt: -1 };
+    return { crashedAt: crash ? crash.at : -1, supervise: () => this.supervise(batch, crash) };
+  }
+
+  /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
+  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null } {
+    const prepared = prepareInputs(batch);
+    const groups = new Map<WorkerNode, Group>();
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const w = r.target;
+      if (i === prepared.readOnlyThrewAt) {
+        // readOnly() itself threw: a crash of this machine like any other.
+        w.life = 'crashed';
+        return { groups, crash: { at: i, error: prepared.error, logged: null } };
+      }
+      if (r.error !== undefined) continue;
+      if (w.life !== 'running') {
+        r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
+        continue;
+      }
+      try {
+        const result = w.machine.step(r.stepInput, w.state);
+        if (!Array.isArray(result) || result.length !== 2) throw new TypeError(`step of ${w.name} must return [state, output]`);
+        w.state = result[0];
+        r.output = result[1];
+      } catch (error) {
+        // Its memory may be half-mutated from here on: nothing may snapshot or step it.
+        w.life = 'crashed';
+        return { groups, crash: { at: i, error, logged: r.logged } };
+      }
+      if (r.logged) {
+        w.seq++;
+        let g = groups.get(w);
+        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
+        g.parts.push(r.logged);
+        g.bytes += r.logged.byteLength;
+      }
+    }
+    return { groups, crash: null };
+  }
+
+  /**
+   * The commit point: nothing of this batch is released before its log rows are durable.
+   * Returns the error that refused the commit, after bringing the machines back to what is durable.
+   */
+  private commit(groups: Map<WorkerNode, Group>): StorageError | null {
+    if (groups.size === 0) return null;
+    const rows: LogGroup[] = [];
+    let count = 0;
+    for (const [w, g] of groups) {
+      rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts) });
+      count += g.parts.length;
+    }
+    const t0 = performance.now();
+    try {
+      this.persistence.commit(rows);
+    } catch (err) {
+      const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
+      // Memory is ahead of the disk for these machines: bring them back to what is durable.
+      this.supervision.reloadFromStorage(groups.keys());
+      this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error });
+      return error;
+    }
+    const now = performance.now();
+    this.metrics.commitSeconds.observe((now - t0) / 1000);
+    this.metrics.loggedRequests += count;
+    for (const [w, g] of groups) {
+      w.growth.requests += g.parts.length;
+      w.growth.bytes += g.bytes;
+      w.growth.firstAt ??= now;
+    }
+    return null;
+  }
+
+  private reply(r: Pending, error: unknown): void {
+    if (error !== undefined) return r.settle(error);
+    if (!r.encodeOutput) return r.settle(undefined, r.output);
+    let bytes: Uint8Array;
+    try {
+      bytes = r.target.machine.codec.encode(r.output);
+    } catch (err) {
+      return r.settle(err instanceof EncodeError ? err : new EncodeError(`output of ${r.target.name} not encodable: ${describe(err)}`, { cause: err }));
+    }
+    r.settle(undefined, bytes);
+  }
+
+  /** Runs under the loop's lock, after the replies of the requests before the crash were released. */
+  private async supervise(batch: Pending[], crash: Crash | null): Promise<void> {
+    if (crash) {
+      const r = batch[crash.at]!;
+      const w = r.target;
+      this.persistence.recordFailure(w, crash.logged ?? encodeForRecord(r.input), crash.error);
+      // The caller hears of the crash once its supervisor has acted, so its next call meets
+      // the restarted machine.
+      try {
+        await this.supervision.crashed(w, crash.error);
+      } finally {
+        r.settle(new MachineCrashedError(w.name, crash.error));
+      }
+    }
+    // Machines that could not be reloaded after a failed commit go through their supervisor too.
+    for (const w of this.workers) if (w.life === 'crashed' && !this.isEnded()) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
+  }
+}
+
+/**
+ * Read-only inputs were never encoded for the log; encode them now so the failure record
+ * (`ssm failed`) shows what crashed the machine. Not encodable: recorded as NULL, as the schema says.
+ */
+function encodeForRecord(input: unknown): Uint8Array | null {
+  try {
+    return cbor.encode(input);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,107 @@
+import { ConfigError } from '../errors.js';
+import { DEFAULT_DB_PATH, type Durability, type StoreFaults } from '../storage/store.js';
+import { stderrLogger, silentLogger, type Logger } from './logger.js';
+import { resolveSnapshotPolicy, type ResolvedSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
+
+/** Options of {@link startApplication}. Every invalid value is refused with a ConfigError. */
+export interface ApplicationOptions {
+  /**
+   * SQLite database file (its folder is created); `':memory:'` for tests.
+   * @default 'storage/ssm.db'
+   */
+  db?: string;
+  /**
+   * `'full'`: a reply is released only after fsync. See {@link Durability}.
+   * @default 'full'
+   */
+  durability?: Durability;
+  /**
+   * Most requests waiting in the queue; beyond it calls fail with QueueFullError.
+   * @default 1024
+   */
+  queueCapacity?: number;
+  /**
+   * Most requests stepped per batch (one group commit).
+   * @default 512
+   */
+  maxBatch?: number;
+  /**
+   * Call timeout in ms; `Infinity` (or 0) for none.
+   * @default 5000
+   */
+  callTimeoutMs?: number;
+  /**
+   * Largest accepted `callBytes` payload, in bytes.
+   * @default 1048576 (1 MiB)
+   */
+  maxPayloadBytes?: number;
+  /**
+   * When to snapshot; see {@link SnapshotPolicy} for each field's default.
+   * @default {}
+   */
+  snapshot?: SnapshotPolicy;
+  /**
+   * Lifecycle events; `false` silences them.
+   * @default concise lines on stderr ({@link stderrLogger})
+   */
+  logger?: Logger | false;
+  /** Test seams for fault injection; never set in production. */
+  faults?: StoreFaults;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Timeout of this call in ms; 0 or `Infinity` for none.
+   * @default the application's `callTimeoutMs`
+   */
+  timeoutMs?: number;
+}
+
+/** {@link ApplicationOptions} with every default applied and every value checked. */
+export interface ResolvedApplicationOptions {
+  readonly db: string;
+  readonly durability: Durability;
+  readonly queueCapacity: number;
+  readonly maxBatch: number;
+  readonly callTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+  readonly snapshot: ResolvedSnapshotPolicy;
+  /** Never throws: a failing user logger must not break a batch half-way or a restart. */
+  readonly logger: Logger;
+  readonly faults: StoreFaults;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name} must be an integer >= 1, got ${String(value)}`);
+  return value;
+}
+
+/** Applies the defaults documented on {@link ApplicationOptions}, in this one place. */
+export function resolveApplicationOptions(options: ApplicationOptions = {}): ResolvedApplicationOptions {
+  const durability = options.durability ?? 'full';
+  if (durability !== 'full' && durability !== 'normal') throw new ConfigError(`durability must be 'full' or 'normal', got ${String(durability)}`);
+  const callTimeoutMs = options.callTimeoutMs ?? 5000;
+  if (typeof callTimeoutMs !== 'number' || !(callTimeoutMs > 0)) throw new ConfigError(`callTimeoutMs must be > 0 (Infinity for none), got ${String(callTimeoutMs)}`);
+  const db = options.db ?? DEFAULT_DB_PATH;
+  if (typeof db !== 'string' || db === '') throw new ConfigError('db must be a non-empty path');
+  const user = options.logger === false ? silentLogger : (options.logger ?? stderrLogger);
+  if (typeof user !== 'function') throw new ConfigError('logger must be a function or false');
+  return {
+    db,
+    durability,
+    queueCapacity: positiveInteger('queueCapacity', options.queueCapacity ?? 1024),
+    maxBatch: positiveInteger('maxBatch', options.maxBatch ?? 512),
+    callTimeoutMs,
+    maxPayloadBytes: positiveInteger('maxPayloadBytes', options.maxPayloadBytes ?? 1024 * 1024),
+    snapshot: resolveSnapshotPolicy(options.snapshot),
+    logger: (event) => {
+      try {
+        user(event);
+      } catch {
+        // Nothing sensible to do with a failing logger but keep serving.
+      }
+    },
+    faults: options.faults ?? {},
+  };
+}

@@ -1,0 +1,44 @@
+import { SsmError } from '../errors.js';
+import type { Request } from './event-loop.js';
+import type { Metrics } from './metrics.js';
+import type { WorkerNode } from './runtime-tree.js';
+
+/** A request and its caller's continuation; a class so the hot path allocates no closures. */
+export class Pending implements Request<WorkerNode> {
+  status: Request<WorkerNode>['status'] = 'queued';
+  output?: unknown;
+  /** Set when the request fails before or instead of its step (not encodable, machine stopped). */
+  error?: unknown;
+  /** The CBOR of the input for the request log (null: read-only, not logged). */
+  logged: Uint8Array | null = null;
+  /** What the step receives: the decoded copy of `logged`, or the input itself if read-only. */
+  stepInput: unknown = undefined;
+  constructor(
+    readonly target: WorkerNode,
+    readonly input: unknown,
+    /** Reply with the output encoded by the machine's codec (the bytes path) instead of the value. */
+    readonly encodeOutput: boolean,
+    private readonly resolve: (v: unknown) => void,
+    private readonly reject: (e: unknown) => void,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Whether anyone waits for the reply (a cast does not). */
+  get awaited(): boolean {
+    return this.resolve !== ignore;
+  }
+
+  settle(err: unknown, output?: unknown): void {
+    if (this.status === 'settled') return;
+    this.status = 'settled';
+    if (err === undefined) {
+      this.resolve(output);
+      return;
+    }
+    if (err instanceof SsmError) this.metrics.error(err.code);
+    this.reject(err);
+  }
+}
+
+/** The continuation of a cast: nobody waits for its reply. */
+export const ignore = (): void => {};
