@@ -6,7 +6,7 @@ import { MAX_BIGNUM_BYTES, assertNoAmplifyingTags } from '../src/encoding/cbor-g
 import { cborCodec } from '../src/model/codec.js';
 import { cbor } from '../src/encoding/cbor.js';
 import { DecodeError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { ShardedMap } from '../src/encoding/sharded-map.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
@@ -28,7 +28,7 @@ function sharedReferences(n: number, size: number): Uint8Array {
 }
 
 test('value sharing (tags 28/29) is refused before decoding: no amplified log entry, state untouched', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false });
   try {
     const bytes = sharedReferences(2000, 10_000); // ~16 KB on the wire, ~20 MB re-encoded
     t.true(bytes.byteLength < 20_000);

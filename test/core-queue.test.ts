@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { cbor, decodeCbor } from '../src/encoding/cbor.js';
 import { ApplicationStoppedError, CallTimeoutError, DecodeError, EncodeError, MachineCrashedError, MachineStoppedError, QueueFullError, UnknownMachineError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 import { Recorder, gate, seqs, settled, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
@@ -131,7 +131,7 @@ test('callTimeoutMs applies to calls without their own timeout', async (t) => {
 
 test('DecodeError from callBytes with garbage bytes leaves the machine untouched', async (t) => {
   const rec = new Recorder();
-  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('kv'), worker('store', kvStore())]), rec);
+  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('kv'), worker('store', kvMachine({ deliberateCrash: true }))]), rec);
   await app.call('kv', { op: 'put', key: 'k', value: 'v' });
   await app.call('store', { op: 'store', key: 'k', value: 'v' });
   const before = seqs(app);
@@ -170,7 +170,7 @@ test('UnknownMachineError leaves every machine untouched', async (t) => {
 
 test('a crash replies MachineCrashedError with the machine name and the cause', async (t) => {
   const rec = new Recorder();
-  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('kv'), worker('store', kvStore())], { intensity: 5 }), rec);
+  const app = await startProbeApp(t, supervisor('one_for_one', [rec.worker('kv'), worker('store', kvMachine({ deliberateCrash: true }))], { intensity: 5 }), rec);
   const err = await t.throwsAsync(app.call('kv', { op: 'crash', why: 'divide by zero' }), { instanceOf: MachineCrashedError });
   t.is((err as MachineCrashedError).machine, 'kv');
   t.is((err as MachineCrashedError).code, 'MACHINE_CRASHED');

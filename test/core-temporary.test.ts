@@ -1,7 +1,7 @@
 import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
 import { MachineCrashedError, MachineStoppedError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import type { LifecycleEvent } from '../src/engine/logger.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
@@ -10,7 +10,7 @@ test('a temporary sibling caught in a one_for_all restart is terminated and not 
   const logger = (e: LifecycleEvent): void => {
     if (e.type === 'started' || e.type === 'terminated') events.push(`${e.type}:${e.machine}${e.type === 'terminated' ? `:${e.reason}` : ''}`);
   };
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   const app = await startApplication(supervisor('one_for_all', [worker('a', kv), worker('tmp', kv, { restart: 'temporary' }), worker('b', kv)], { intensity: 5 }), { db: ':memory:', logger });
   try {
     await app.call('tmp', { op: 'store', key: 'k', value: 1 });

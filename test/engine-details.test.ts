@@ -7,7 +7,7 @@ import { startApplication } from '../src/engine/application.js';
 import { decodeCbor } from '../src/encoding/cbor.js';
 import { Deadlines } from '../src/engine/deadlines.js';
 import { CallTimeoutError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { SLICE_ENTRIES, encodeStateSlices } from '../src/encoding/snapshot-encoding.js';
 import { Store } from '../src/storage/store.js';
@@ -69,7 +69,7 @@ test('a shorter call timeout added after a longer one still fires on time', asyn
 test('a crashing request whose timeout passes while its supervisor restarts the machine gets CallTimeoutError', async (t) => {
   let restarts = 0;
   const slowRestart = defineMachine({
-    ...kvStore(),
+    ...kvMachine({ deliberateCrash: true }),
     onStart: () => (restarts++ > 0 ? new Promise<void>((r) => setTimeout(r, 600)) : undefined),
   });
   const app = await startApplication(supervisor('one_for_one', [worker('kv', slowRestart, { shutdownMs: 5000 })]), { db: ':memory:', logger: false });

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { Store } from '../src/storage/store.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
 const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-edges-')), name);
-const kvTree = () => supervisor('one_for_one', [worker('kv', kvStore())]);
+const kvTree = () => supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]);
 
 test('the only snapshot corrupt and the log it covered truncated: RecoveryError, never a silent restart from init()', async (t) => {
   const db = tmp('silent.db');
@@ -58,7 +58,7 @@ test('a failed start leaves no timer behind', async (t) => {
   const conn = new Database(db);
   conn.exec('DELETE FROM snapshots'); // recovery must replay the log, which the broken step cannot
   conn.close();
-  const broken = defineMachine({ ...kvStore(), step: () => { throw new Error('changed code'); } });
+  const broken = defineMachine({ ...kvMachine({ deliberateCrash: true }), step: () => { throw new Error('changed code'); } });
   const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timers();
   for (let i = 0; i < 5; i++) {
@@ -72,7 +72,7 @@ test('timeouts beyond what a Node.js timer holds mean no timeout (no 1 ms clamp,
   const onWarning = (w: Error): void => void warnings.push(w.name);
   process.on('warning', onWarning);
   let finished = false;
-  const slowStart = defineMachine({ ...kvStore(), onStart: () => new Promise<void>((r) => setTimeout(() => { finished = true; r(); }, 50)) });
+  const slowStart = defineMachine({ ...kvMachine({ deliberateCrash: true }), onStart: () => new Promise<void>((r) => setTimeout(() => { finished = true; r(); }, 50)) });
   const app = await startApplication(supervisor('one_for_one', [worker('kv', slowStart, { shutdownMs: Number.POSITIVE_INFINITY })]), { db: ':memory:', logger: false });
   t.true(finished, 'the hook ran to its end');
   try {

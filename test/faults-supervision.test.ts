@@ -8,7 +8,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { startApplication, type App } from '../src/engine/application.js';
 import { ApplicationStoppedError, MachineCrashedError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 import { rawDb, startRecording, tempDb, workerStatus } from './helpers/persistence-kv.js';
@@ -25,7 +25,7 @@ const poisonMachine = defineMachine<{ n: number }, unknown, unknown>({
 });
 
 function tree() {
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   // root: one_for_one, 1 restart in 5 s (OTP defaults); group: rest_for_one, same.
   return supervisor('one_for_one', [worker('kv1', kv), supervisor('rest_for_one', [worker('kv2', kv), worker('poison', poisonMachine), worker('kv3', kv)], { name: 'group' })], { name: 'root' });
 }
@@ -107,7 +107,7 @@ test('onTerminate hooks that hang forever: stop() completes within the grace tim
   t.true(elapsed < names.length * grace + 2000, `stop took ${Math.round(elapsed)} ms`);
   t.true(elapsed >= grace, 'the hooks were given their grace time');
   t.deepEqual(events.filter((e) => e.type === 'hook_timeout').map((e) => e.type === 'hook_timeout' && e.machine), ['h3', 'h2', 'h1']);
-  const again = await startApplication(supervisor('one_for_one', names.map((n) => worker(n, kvStore()))), { db, logger: false });
+  const again = await startApplication(supervisor('one_for_one', names.map((n) => worker(n, kvMachine({ deliberateCrash: true })))), { db, logger: false });
   t.teardown(() => again.stop());
   for (const n of names) t.is(await again.call(n, { op: 'lookup', key: 'k' }), n);
 });
@@ -115,7 +115,7 @@ test('onTerminate hooks that hang forever: stop() completes within the grace tim
 test('a crash restart through a hanging onTerminate is bounded by the grace time; queued calls are served after it', async (t) => {
   const db = tempDb(t, 'ssm-faults-sup-');
   const grace = 250;
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   const hanging = defineMachine({ ...kv, onTerminate: () => new Promise<void>(() => {}) });
   const { app } = await startRecording(supervisor('one_for_all', [worker('a', hanging, { shutdownMs: grace }), worker('b', hanging, { shutdownMs: grace })], { intensity: 10 }), { db });
   t.teardown(() => app.stop());

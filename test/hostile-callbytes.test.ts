@@ -14,7 +14,7 @@ import { assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
 import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { jsonCodec } from '../src/model/codec.js';
 import { DecodeError, PayloadTooLargeError, SsmError } from '../src/errors.js';
-import { kvStore, validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { kvMachine, validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
 import { tempDb } from './helpers/persistence-kv.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
@@ -28,7 +28,7 @@ const RUNS = LONG ? 100_000 : 10_000;
 
 /** kv1 speaks CBOR (the default codec); kvj is the same machine speaking JSON. */
 function tree() {
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   return supervisor('one_for_one', [worker('kv1', kv), worker('kvj', defineMachine({ ...kv, codec: jsonCodec() }))], { intensity: 1000 });
 }
 

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { startApplication } from '../src/engine/application.js';
 import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { EncodeError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { MAX_PLAIN_ENTRIES, NEEDS_CBOR, plainCopy } from '../src/encoding/input-copy.js';
 import { ShardedMap } from '../src/encoding/sharded-map.js';
 import { supervisor, worker } from '../src/model/tree.js';
@@ -85,7 +85,7 @@ test('what plainCopy refuses: everything CBOR would change or cannot carry as pl
 });
 
 test('a caller mutating its input after call cannot reach the state, on both paths', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false });
   try {
     const plain = { nested: { n: 1 } };
     const rich = { nested: { n: 1 }, when: new Date(0) }; // takes the CBOR round trip
@@ -120,7 +120,7 @@ test('arrays and objects beyond what the decoder accepts take the round trip; so
 // Serial: encoding 112M holes keeps the event loop busy for seconds, which would time out the
 // calls of tests running alongside it.
 test.serial('an input whose encoding the decoder refuses is an EncodeError, never logged; the machine keeps serving', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false });
   try {
     // A Date sends it down the round trip; 112,810,001 holes exceed cbor-x's decode limit.
     const huge = { op: 'store', key: 'huge', value: [new Date(0), new Array(112_810_001)] };

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationStoppedError, DatabaseLockedError, PayloadTooLargeError, startApplication, supervisor, worker } from '../src/index.js';
 import { InvalidKeyError, openKV, KV_MACHINE, DEFAULT_KV_PATH } from '../src/kv/open-kv.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 
 function tempDb(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'ssm-kv-'));
@@ -156,12 +156,12 @@ test('the same file cannot be opened twice at once', async (t) => {
   await t.throwsAsync(openKV(path), { instanceOf: DatabaseLockedError });
 });
 
-test('the store is readable by a plain kvStore application (same log format)', async (t) => {
+test('the store is readable by a plain kvMachine application (same log format)', async (t) => {
   const path = tempDb(t);
   const kv = await openKV(path, { snapshot: { every: 1_000_000 } });
   await kv.set('x', { deep: [1n] });
   await kv.close();
-  const app = await startApplication(supervisor('one_for_one', [worker(KV_MACHINE, kvStore())]), { db: path, logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker(KV_MACHINE, kvMachine({ deliberateCrash: true }))]), { db: path, logger: false });
   t.deepEqual(await app.call('kv', { op: 'lookup', key: 'x' }), { deep: [1n] });
   await app.stop();
 });

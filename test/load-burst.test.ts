@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import { startApplication } from '../src/engine/application.js';
 import { sizeOnDisk } from '../src/cli/commands/compact.js';
 import { QueueFullError } from '../src/errors.js';
-import { kvStep, kvStore } from '../src/kv/kv-machine.js';
+import { kvStep, kvMachine } from '../src/kv/kv-machine.js';
 import { serve } from '../src/http/server.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
@@ -74,7 +74,7 @@ test('a burst far above queueCapacity: overflow rejected with QueueFullError bef
 
 test('an HTTP burst over a slow machine: 503 QUEUE_FULL with Retry-After for the overflow, 200 for the rest, and exactly the 200s are stored', async (t) => {
   const db = tempDb(t, 'ssm-load-');
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   const slow = defineMachine({
     ...kv,
     step: (input, state) => {

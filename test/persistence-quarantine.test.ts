@@ -4,11 +4,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication, type App } from '../src/engine/application.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import type { LifecycleEvent } from '../src/engine/logger.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
-const tree = supervisor('one_for_one', [worker('kv', kvStore())]);
+const tree = supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]);
 
 async function open(db: string, events: LifecycleEvent[] = []): Promise<App> {
   return startApplication(tree, { db, logger: (e) => events.push(e), snapshot: { every: 0, keepSnapshots: 2 } });

@@ -7,7 +7,7 @@ import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
 import { cbor } from '../src/encoding/cbor.js';
 import { MachineCrashedError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { kvStep, kvMachine, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { kvEntries, kvTree, rawDb, recoveryOf, startRecording, tempDb } from './helpers/persistence-kv.js';
 
@@ -91,7 +91,7 @@ test('a request whose step threw is in failed_requests, never in the log, and ne
   const db = tempDb(t);
   // A state-changing (logged) input that throws: the one kind a replay could trip over.
   const picky = defineMachine<MapState, KvInput, unknown>({
-    ...kvStore(),
+    ...kvMachine({ deliberateCrash: true }),
     step: (input, state) => {
       if (input.op === 'store' && input.key === 'bad') throw new RangeError('no bad keys');
       return kvStep(input, state);

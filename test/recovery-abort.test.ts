@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
@@ -21,7 +21,7 @@ function dump(db: string): string {
 
 test('a start that fails with RecoveryError leaves every machine’s snapshots and log exactly as found', async (t) => {
   const db = join(mkdtempSync(join(tmpdir(), 'ssm-abort-')), 'a.db');
-  const kv = kvStore();
+  const kv = kvMachine({ deliberateCrash: true });
   const tree = (second: typeof kv) => supervisor('one_for_one', [worker('first', kv), worker('second', second)]);
   let app = await startApplication(tree(kv), { db, logger: false });
   for (let i = 0; i < 5; i++) {

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
 import { RecoveryError } from '../src/errors.js';
-import { kvStep, kvStore, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
+import { kvStep, kvMachine, type KvInput, type KvTable } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { kvEntries, kvTree, tableCounts, tempDb } from './helpers/persistence-kv.js';
 
@@ -38,7 +38,7 @@ async function writeHistory(db: string, snapshotAt?: number): Promise<void> {
 /** The KV machine with a changed step: it now refuses to store `key`. */
 const changed = (key: string) =>
   defineMachine<MapState, KvInput, unknown>({
-    ...kvStore(),
+    ...kvMachine({ deliberateCrash: true }),
     step: (input, state) => {
       if (input.op === 'store' && input.key === key) throw new Error(`refusing ${key}`);
       return kvStep(input, state);

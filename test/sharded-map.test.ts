@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { DecodeError } from '../src/errors.js';
-import { KV_STATE_VERSION, kvStore, migrateKvState } from '../src/kv/kv-machine.js';
+import { KV_STATE_VERSION, kvMachine, migrateKvState } from '../src/kv/kv-machine.js';
 import { openKV } from '../src/kv/open-kv.js';
 import { formatEvent } from '../src/engine/logger.js';
 import { SHARDED_MAP_TAG, ShardedMap, hashKey } from '../src/encoding/sharded-map.js';
@@ -125,7 +125,7 @@ test('KV state version 1 (a plain Map) is migrated to a ShardedMap on load, with
   store.close();
 
   const lines: string[] = [];
-  const app = await startApplication(supervisor('one_for_one', [worker('kv1', kvStore())]), { db, logger: (e) => lines.push(formatEvent(e)) });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv1', kvMachine({ deliberateCrash: true }))]), { db, logger: (e) => lines.push(formatEvent(e)) });
   t.regex(lines.join('\n'), /kv1 started \(recovered from snapshot @1000, migrated from state version 1 \+ 1 replayed, seq 1001/);
   t.is(await app.call('kv1', { op: 'size' }), 1001);
   t.deepEqual(await app.call('kv1', { op: 'lookup', key: 'k999' }), { i: 999 });

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { DEFAULT_SNAPSHOT_POLICY, quietUntil, resolveSnapshotPolicy, snapshotVerdict, type LogGrowth } from '../src/engine/snapshot-policy.js';
 import { supervisor, worker } from '../src/model/tree.js';
@@ -38,7 +38,7 @@ test('defaults and validation', (t) => {
 });
 
 test('a time-based snapshot is taken even when writes stop', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false, snapshot: { every: 0, everyBytes: 0, everyMs: 100 } });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false, snapshot: { every: 0, everyBytes: 0, everyMs: 100 } });
   try {
     await app.call('kv', { op: 'store', key: 'a', value: 1 });
     const kv = () => ((app.status() as unknown as { children: unknown[] }).children[0] as { snapshotSeq: number; seq: number });
@@ -71,7 +71,7 @@ test('maxTimeShare defers count and age triggers after costly snapshots, never t
 test('under a sustained write load, policy snapshots take about maxTimeShare of the time', async (t) => {
   // A state large enough that each snapshot costs real time (tens of ms), written without pause.
   const share = 0.2;
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false, snapshot: { every: 1_000, everyBytes: 0, maxTimeShare: share } });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false, snapshot: { every: 1_000, everyBytes: 0, maxTimeShare: share } });
   try {
     const keys = 150_000;
     for (let i = 0; i < keys; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => app.call('kv', { op: 'store', key: `k${i + j}`, value: i + j })));
@@ -96,7 +96,7 @@ test('under a sustained write load, policy snapshots take about maxTimeShare of 
 });
 
 test('a snapshot the throttle deferred is taken when it lets it through, even if writes stop', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false, snapshot: { every: 100, everyBytes: 0 } });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false, snapshot: { every: 100, everyBytes: 0 } });
   try {
     const kv = () => (app.status() as unknown as { children: { snapshotSeq: number; seq: number }[] }).children[0]!;
     // Enough state that a snapshot costs a few ms, then a burst that crosses `every` twice.
@@ -115,7 +115,7 @@ test('a snapshot the throttle deferred is taken when it lets it through, even if
 test('the throttle is shared by all machines: several busy machines together stay near maxTimeShare', async (t) => {
   const names = ['a', 'b', 'c', 'd'];
   const share = 0.2;
-  const app = await startApplication(supervisor('one_for_one', names.map((n) => worker(n, kvStore()))), { db: ':memory:', logger: false, snapshot: { every: 500, everyBytes: 0, maxTimeShare: share } });
+  const app = await startApplication(supervisor('one_for_one', names.map((n) => worker(n, kvMachine({ deliberateCrash: true })))), { db: ':memory:', logger: false, snapshot: { every: 500, everyBytes: 0, maxTimeShare: share } });
   try {
     const keys = 40_000;
     for (const n of names) for (let i = 0; i < keys; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => app.call(n, { op: 'store', key: `k${i + j}`, value: i + j })));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApplication } from '../src/engine/application.js';
-import { kvStore } from '../src/kv/kv-machine.js';
+import { kvMachine } from '../src/kv/kv-machine.js';
 import { serve } from '../src/http/server.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
@@ -53,7 +53,7 @@ test('SIGTERM while ssm serve is still starting stops it gracefully once up (exi
 });
 
 test('closing the endpoint does not wait for connections that never sent a byte', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false });
   const endpoint = await serve({ app, port: 0 });
   const silent = connect(endpoint.port, '127.0.0.1');
   await new Promise<void>((resolve) => silent.once('connect', () => resolve()));
@@ -67,7 +67,7 @@ test('closing the endpoint does not wait for connections that never sent a byte'
 
 test('bin/ssm.js exits 0 when its reader closes the pipe early (ssm log | head)', async (t) => {
   const db = tmp('pipe.db');
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db, logger: false, snapshot: { retainLog: true } });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db, logger: false, snapshot: { retainLog: true } });
   for (let b = 0; b < 8; b++) await Promise.all(Array.from({ length: 500 }, (_, i) => app.call('kv', { op: 'store', key: `key-${b}-${i}`, value: 'x'.repeat(40) })));
   await app.stop();
   const r = spawnSync('bash', ['-c', `set -o pipefail; ./bin/ssm.js log kv --db '${db}' | head -c 10 > /dev/null`], { cwd: root, encoding: 'utf8', timeout: 60_000 });
@@ -77,7 +77,7 @@ test('bin/ssm.js exits 0 when its reader closes the pipe early (ssm log | head)'
 
 test('ssm compact keeps the whole log while fewer than --keep snapshots exist, so a corrupt only snapshot still recovers', async (t) => {
   const db = tmp('compact.db');
-  const tree = supervisor('one_for_one', [worker('kv', kvStore())]);
+  const tree = supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]);
   let app = await startApplication(tree, { db, logger: false });
   for (let i = 0; i < 5; i++) await app.call('kv', { op: 'store', key: `k${i}`, value: i });
   await app.stop();
@@ -93,7 +93,7 @@ test('ssm compact keeps the whole log while fewer than --keep snapshots exist, s
 });
 
 test('HTTP-layer refusals are counted in /metrics by code; unexpected errors are logged, not swallowed', async (t) => {
-  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvStore())]), { db: ':memory:', logger: false });
+  const app = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine({ deliberateCrash: true }))]), { db: ':memory:', logger: false });
   const internal: unknown[] = [];
   const endpoint = await serve({ app, port: 0, token: 'secret', onInternalError: (e) => internal.push(e) });
   try {

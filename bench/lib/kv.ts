@@ -5,7 +5,7 @@
 import { startApplication, type App } from '../../src/engine/application.js';
 import type { ApplicationOptions } from '../../src/engine/options.js';
 import { cbor } from '../../src/encoding/cbor.js';
-import { KV_STATE_VERSION, kvStore } from '../../src/kv/kv-machine.js';
+import { KV_STATE_VERSION, kvMachine } from '../../src/kv/kv-machine.js';
 import type { RecoveryReport } from '../../src/storage/recovery.js';
 import { ShardedMap } from '../../src/encoding/sharded-map.js';
 import { Store, type LogGroup } from '../../src/storage/store.js';
@@ -15,7 +15,7 @@ import { valueFor } from './common.js';
 export const MACHINE = 'kv';
 
 export function kvTree() {
-  return supervisor('one_for_one', [worker(MACHINE, kvStore())]);
+  return supervisor('one_for_one', [worker(MACHINE, kvMachine({ deliberateCrash: true }))]);
 }
 
 /** Starts the kv application; resolves with the app, the wall time to ready and the recovery report. */

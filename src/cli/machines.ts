@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startApplication, type App } from '../engine/application.js';
 import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from '../errors.js';
-import { kvStore } from '../kv/kv-machine.js';
+import { kvMachine } from '../kv/kv-machine.js';
 import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
 import { recoverState, type Recovered } from '../storage/recovery.js';
 import { DEFAULT_DB_PATH, Store } from '../storage/store.js';
@@ -15,7 +15,7 @@ export const MODULE_HELP = `  --module PATH  ES module with the machine definiti
                  KV store. Its default export (or its \`machines\` export) is either an object
                  { name: machine } or a function (name) => machine, where a machine comes
                  from defineMachine(). Without it, every machine is read as the KV store
-                 (kvStore() from the examples). Replay runs each machine's step, so the
+                 (kvMachine() from the examples). Replay runs each machine's step, so the
                  definitions must be the ones that wrote the database.`;
 
 /** Finds the definition of a machine by its name; throws ConfigError when there is none. */
@@ -33,7 +33,7 @@ function asMachine(value: unknown, name: string, source: string): AnyMachine {
 /** Loads the machine definitions: the KV store by default, or those of `--module PATH`. */
 export async function loadMachines(modulePath?: string): Promise<MachineResolver> {
   if (modulePath === undefined) {
-    const kv = kvStore();
+    const kv = kvMachine();
     return () => kv;
   }
   const url = pathToFileURL(resolve(modulePath)).href;

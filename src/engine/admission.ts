@@ -90,7 +90,7 @@ export class Admission {
     if (!this.accepting) return this.refuse(reject, new ApplicationStoppedError());
     const w = this.workers.get(name);
     if (!w) return this.refuse(reject, new UnknownMachineError(name));
-    if ((w.life === 'stopped' || w.life === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.life === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
+    if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
     const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
     try {
       this.loop.enqueue(req);

@@ -151,7 +151,7 @@ export class App {
       if (this.ended) throw new ApplicationStoppedError();
       const out: SnapshotMeta[] = [];
       for (const w of targets as WorkerNode[]) {
-        if (w.life !== 'running') continue;
+        if (w.status !== 'running') continue;
         const meta = await this.persistence.checkpoint(w, 'checkpoint');
         if (meta) out.push(meta);
       }
@@ -164,7 +164,7 @@ export class App {
     return renderPrometheus(this.metrics, {
       queueDepth: this.loop.depth,
       queueCapacity: this.loop.capacity,
-      machines: this.order.map((w) => ({ name: w.name, status: w.life, seq: w.seq, restarts: w.restarts })),
+      machines: this.order.map((w) => ({ name: w.name, status: w.status, seq: w.seq, restarts: w.restarts })),
     });
   }
 

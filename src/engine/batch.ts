@@ -49,7 +49,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
     if (!storageError) this.snapshots.afterCommit(groups.keys());
     // After a failed commit a machine may be left crashed (its reload failed too).
-    const unreloaded = storageError !== null && this.workers.some((w) => w.life === 'crashed');
+    const unreloaded = storageError !== null && this.workers.some((w) => w.status === 'crashed');
     if (!crash && !unreloaded) return { crashedAt: -1 };
     return { crashedAt: crash ? crash.at : -1, supervise: () => this.supervise(batch, crash) };
   }
@@ -63,11 +63,11 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       const w = r.target;
       if (i === prepared.readOnlyThrewAt) {
         // readOnly() itself threw: a crash of this machine like any other.
-        w.life = 'crashed';
+        w.status = 'crashed';
         return { groups, crash: { at: i, error: prepared.error, logged: null } };
       }
       if (r.error !== undefined) continue;
-      if (w.life !== 'running') {
+      if (w.status !== 'running') {
         r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
         continue;
       }
@@ -78,7 +78,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         r.output = result[1];
       } catch (error) {
         // Its memory may be half-mutated from here on: nothing may snapshot or step it.
-        w.life = 'crashed';
+        w.status = 'crashed';
         return { groups, crash: { at: i, error, logged: r.logged } };
       }
       if (r.logged) {
@@ -152,7 +152,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
     }
     // Machines that could not be reloaded after a failed commit go through their supervisor too.
-    for (const w of this.workers) if (w.life === 'crashed' && !this.isEnded()) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
+    for (const w of this.workers) if (w.status === 'crashed' && !this.isEnded()) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
   }
 }
 

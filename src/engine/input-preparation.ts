@@ -24,7 +24,7 @@ export function prepareInputs(batch: readonly Pending[]): Preparation {
     const r = batch[i]!;
     r.logged = null;
     r.stepInput = r.input;
-    if (r.target.life !== 'running') continue;
+    if (r.target.status !== 'running') continue;
     let readOnly: boolean;
     try {
       readOnly = r.target.machine.readOnly(r.input);

@@ -24,7 +24,7 @@ function recoveryText(r: RecoveryReport): string {
   return `recovered from ${from} + ${r.replayed} replayed, seq ${r.seq}, ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
 }
 
-/** One concise line per event, in the spirit of the seed's output. */
+/** One concise line per event. */
 export function formatEvent(e: LifecycleEvent): string {
   switch (e.type) {
     case 'started':

@@ -9,8 +9,8 @@ export interface SnapshotInfo {
 }
 
 /** A machine's state of life. */
-export type WorkerLife = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed';
-export type SupervisorLife = 'running' | 'restarting' | 'failed' | 'stopped';
+export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed';
+export type SupervisorStatus = 'running' | 'restarting' | 'failed' | 'stopped';
 
 /** Log growth since the latest snapshot, the input of the snapshot policy. */
 export interface Growth {
@@ -27,7 +27,7 @@ export class WorkerNode {
   readonly restart: RestartType;
   readonly shutdownMs: number;
   state: unknown = undefined;
-  life: WorkerLife = 'stopped';
+  status: WorkerStatus = 'stopped';
   /** Last sequence number applied to `state` (and, outside a batch, durable). */
   seq = 0;
   /** Sequence number of the latest good snapshot. */
@@ -57,7 +57,7 @@ export class SupervisorNode {
   readonly periodMs: number;
   readonly children: RuntimeNode[] = [];
   restartTimes: number[] = [];
-  life: SupervisorLife = 'stopped';
+  status: SupervisorStatus = 'stopped';
 
   constructor(spec: SupervisorSpec, readonly parent: SupervisorNode | null, readonly index: number, path: string) {
     this.name = spec.name ?? path;
@@ -80,7 +80,7 @@ export function workersOf(node: RuntimeNode): WorkerNode[] {
 
 /** Whether a node is up (a worker running, a supervisor with its children started). */
 export function isAlive(node: RuntimeNode): boolean {
-  return node.kind === 'worker' ? node.life === 'running' : node.life === 'running' || node.life === 'restarting';
+  return node.kind === 'worker' ? node.status === 'running' : node.status === 'running' || node.status === 'restarting';
 }
 
 /** The status tree returned by {@link App.status}. */
@@ -89,13 +89,13 @@ export type StatusNode =
       readonly kind: 'supervisor';
       readonly name: string;
       readonly strategy: Strategy;
-      readonly status: SupervisorLife;
+      readonly status: SupervisorStatus;
       readonly children: readonly StatusNode[];
     }
   | {
       readonly kind: 'worker';
       readonly name: string;
-      readonly status: WorkerLife;
+      readonly status: WorkerStatus;
       readonly restarts: number;
       readonly lastError: string | null;
       /** Last applied (and durable) request sequence number. */
@@ -109,12 +109,12 @@ export type StatusNode =
 
 export function statusOf(node: RuntimeNode): StatusNode {
   if (node.kind === 'supervisor') {
-    return { kind: 'supervisor', name: node.name, strategy: node.strategy, status: node.life, children: node.children.map(statusOf) };
+    return { kind: 'supervisor', name: node.name, strategy: node.strategy, status: node.status, children: node.children.map(statusOf) };
   }
   return {
     kind: 'worker',
     name: node.name,
-    status: node.life,
+    status: node.status,
     restarts: node.restarts,
     lastError: node.lastError,
     seq: node.seq,

@@ -71,7 +71,7 @@ export class SnapshotScheduler {
     const consider = (w: WorkerNode): void => {
       if (seen.has(w)) return;
       seen.add(w);
-      if (w.life !== 'running' || w.snapshotPending) {
+      if (w.status !== 'running' || w.snapshotPending) {
         this.deferred.delete(w);
         return;
       }
@@ -99,7 +99,7 @@ export class SnapshotScheduler {
     void this.loop.exclusive(async () => {
       for (const w of workers) {
         w.snapshotPending = false;
-        if (w.life === 'running' && !this.stopped) await this.persistence.tryCheckpoint(w, 'policy');
+        if (w.status === 'running' && !this.stopped) await this.persistence.tryCheckpoint(w, 'policy');
       }
     });
   }

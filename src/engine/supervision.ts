@@ -28,24 +28,24 @@ export class Supervision {
   /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running. */
   async start(node: RuntimeNode): Promise<void> {
     if (node.kind === 'supervisor') {
-      node.life = 'running';
+      node.status = 'running';
       node.restartTimes = [];
       for (const child of node.children) await this.start(child);
       return;
     }
     const w = node;
-    w.life = 'starting';
+    w.status = 'starting';
     let report;
     try {
       report = this.persistence.restore(w);
     } catch (err) {
-      w.life = 'failed';
+      w.status = 'failed';
       w.lastError = describe(err);
       this.persistence.setStatus(w, 'failed', 0, w.lastError);
       throw err;
     }
     if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
-    w.life = 'running';
+    w.status = 'running';
     this.persistence.setStatus(w, 'running');
     this.log({ type: 'started', machine: w.name, recovery: report });
   }
@@ -54,23 +54,23 @@ export class Supervision {
   async stop(node: RuntimeNode, reason: StopReason): Promise<void> {
     if (node.kind === 'supervisor') {
       for (let i = node.children.length - 1; i >= 0; i--) await this.stop(node.children[i]!, reason);
-      if (node.life !== 'failed') node.life = 'stopped';
+      if (node.status !== 'failed') node.status = 'stopped';
       return;
     }
     const w = node;
-    if (w.life === 'stopped' || w.life === 'failed') return;
-    const corrupt = w.life === 'crashed';
+    if (w.status === 'stopped' || w.status === 'failed') return;
+    const corrupt = w.status === 'crashed';
     if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
-    w.life = 'stopped';
+    w.status = 'stopped';
     if (reason !== 'abort') this.persistence.setStatus(w, corrupt ? 'crashed' : 'stopped');
     this.log({ type: 'terminated', machine: w.name, reason: corrupt ? 'crash' : reason });
   }
 
   /** A step of `w` threw: its memory is corrupt. Apply its supervisor's strategy. */
   async crashed(w: WorkerNode, error: unknown): Promise<void> {
-    w.life = 'crashed';
+    w.status = 'crashed';
     w.lastError = describe(error);
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
@@ -84,7 +84,7 @@ export class Supervision {
         this.persistence.restore(w);
       } catch (err) {
         // The disk is still the truth; the crash path will retry through the supervisor.
-        w.life = 'crashed';
+        w.status = 'crashed';
         w.lastError = describe(err);
       }
     }
@@ -110,7 +110,7 @@ export class Supervision {
       return;
     }
     if (decision.action === 'restart') {
-      sup.life = 'restarting';
+      sup.status = 'restarting';
       const nodes = decision.start.map((i) => sup.children[i]!);
       this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
       for (const i of decision.stop) {
@@ -126,7 +126,7 @@ export class Supervision {
           }
           await this.start(node);
         }
-        sup.life = 'running';
+        sup.status = 'running';
         return;
       } catch (startError) {
         // A child that cannot start (e.g. RecoveryError) fails its supervisor, as in OTP.
@@ -139,7 +139,7 @@ export class Supervision {
   private async escalate(sup: SupervisorNode, error: unknown): Promise<void> {
     this.log({ type: 'escalated', supervisor: sup.name, intensity: sup.intensity, periodMs: sup.periodMs, error });
     await this.stop(sup, 'escalation');
-    sup.life = 'failed';
+    sup.status = 'failed';
     if (sup.parent) await this.childFailed(sup.parent, sup.index, error);
     else await this.onRootFailure(error);
   }

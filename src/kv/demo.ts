@@ -1,18 +1,26 @@
 import { startApplication } from '../engine/application.js';
 import { describe } from '../errors.js';
-import { kvStore } from './kv-machine.js';
+import { kvMachine, type KvMachineOptions } from './kv-machine.js';
 import { formatEvent } from '../engine/logger.js';
 import { DEFAULT_DB_PATH } from '../storage/store.js';
 import { supervisor, worker, type SupervisorSpec } from '../model/tree.js';
 
-/** The seed's tree: one_for_one[kv1, rest_for_one[kv2, kv3]]. */
-export function demoTree(verbose = false, print?: (line: string) => void): SupervisorSpec {
-  const kv = kvStore({ verbose, print });
+/**
+ * The KV tree one_for_one[kv1, rest_for_one[kv2, kv3]], the tree of the design note that
+ * started the project. `ssm serve` runs it as given; the demo turns on the deliberate crash.
+ */
+export function kvTree(options: KvMachineOptions = {}): SupervisorSpec {
+  const kv = kvMachine(options);
   return supervisor('one_for_one', [worker('kv1', kv), supervisor('rest_for_one', [worker('kv2', kv), worker('kv3', kv)], { name: 'kv_group' })], { name: 'root' });
 }
 
+/** The demo's tree: {@link kvTree} with the deliberate crash of a lookup of `"crash"`. */
+export function demoTree(verbose = false, print?: (line: string) => void): SupervisorSpec {
+  return kvTree({ verbose, print, deliberateCrash: true });
+}
+
 /**
- * The seed's scenario, with persistence: store x=1 in kv2, look it up, crash kv2 on purpose,
+ * The demo scenario of the design note that started the project, with persistence: store x=1 in kv2, look it up, crash kv2 on purpose,
  * and look x up again. kv2 is rebuilt from its log, so it still answers 1.
  */
 export async function runDemo(options: { db?: string; print?: (line: string) => void } = {}): Promise<void> {

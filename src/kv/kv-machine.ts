@@ -2,10 +2,10 @@ import { defineMachine, type Machine } from '../model/machine.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
 
 /**
- * The key-value store of the seed, as a state machine. State is a {@link ShardedMap} (state
- * version 2; version 1 was a plain `Map`, migrated on load), because a million-key store then
- * recovers in about half the time; values are anything CBOR round-trips. Looking up the key
- * `"crash"` throws on purpose (the seed's deliberate bug).
+ * The key-value store as a state machine: the machine behind `ssm serve` and {@link openKV}.
+ * State is a {@link ShardedMap} (state version 2; version 1 was a plain `Map`, migrated on
+ * load), because a million-key store then recovers in about half the time; values are anything
+ * CBOR round-trips.
  */
 export type KvInput =
   | { readonly op: 'store'; readonly key: string; readonly value: unknown }
@@ -76,7 +76,6 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
       state.set(input.key, input.value);
       return [state, null];
     case 'lookup':
-      if (input.key === 'crash') throw new Error('divide by zero');
       return [state, state.has(input.key) ? state.get(input.key) : null];
     case 'delete':
       return [state, state.delete(input.key)];
@@ -98,19 +97,42 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
   }
 }
 
-export interface KvStoreOptions {
-  /** Print the seed's "KV store starting/terminating" lines from the hooks. */
+/** Options of {@link kvMachine}. */
+export interface KvMachineOptions {
+  /**
+   * Print "KV store starting: NAME" / "KV store terminating: NAME" from the hooks (the demo).
+   * @default false
+   */
   verbose?: boolean;
-  /** Where verbose lines go. Default console.log. */
+  /**
+   * Where verbose lines go.
+   * @default console.log
+   */
   print?: (line: string) => void;
+  /**
+   * Make a lookup of the key `"crash"` throw ("divide by zero"), the deliberate bug of the
+   * design note that started this project (`shared/seed.txt`): `ssm demo` and the tests use it
+   * to watch a supervisor restart a machine. Never on a served tree: any client could crash it.
+   * @default false
+   */
+  deliberateCrash?: boolean;
 }
 
-/** The KV store machine of the seed's demo. */
-export function kvStore(options: KvStoreOptions = {}): Machine<KvState, KvInput, KvOutput> {
+/** The lookup that throws when {@link KvMachineOptions.deliberateCrash} is on. */
+export const CRASH_KEY = 'crash';
+
+/** The KV store machine; see {@link KvMachineOptions}. */
+export function kvMachine(options: KvMachineOptions = {}): Machine<KvState, KvInput, KvOutput> {
   const print = options.print ?? ((line: string) => console.log(line));
+  const step: typeof kvStep<KvState> = options.deliberateCrash
+    ? (input, state) => {
+        if (input.op === 'lookup' && input.key === CRASH_KEY) throw new Error('divide by zero');
+        return kvStep(input, state);
+      }
+    : kvStep;
   return defineMachine<KvState, KvInput, KvOutput>({
     init: () => new ShardedMap(),
-    step: kvStep,
+    step,
     validate: validateKvInput,
     readOnly: (input) => READ_ONLY.has(input.op),
     version: KV_STATE_VERSION,
@@ -126,7 +148,7 @@ export function kvStore(options: KvStoreOptions = {}): Machine<KvState, KvInput,
 
 /**
  * Brings a KV state of any earlier version to a {@link ShardedMap}: version 1 was a `Map` with
- * string keys (or, in the seed, a plain object).
+ * string keys (or, in the first prototype, a plain object).
  */
 export function migrateKvState(state: unknown): KvState {
   if (state instanceof ShardedMap) return state as KvState;

@@ -3,7 +3,7 @@ import { startApplication, type App } from '../engine/application.js';
 import type { ApplicationOptions } from '../engine/options.js';
 import { decodeCbor, cbor } from '../encoding/cbor.js';
 import { EncodeError, SsmError, describe } from '../errors.js';
-import { MAX_KEY_LENGTH, kvStep, kvStore, type KvInput, type KvState } from './kv-machine.js';
+import { MAX_KEY_LENGTH, kvStep, kvMachine, type KvInput, type KvState } from './kv-machine.js';
 import { defineMachine } from '../model/machine.js';
 import { DEFAULT_DB_PATH } from '../storage/store.js';
 import { supervisor, worker } from '../model/tree.js';
@@ -63,12 +63,12 @@ export interface KV<V = unknown> {
 }
 
 /**
- * The KV machine of the examples, minus the seed's deliberate bug (a lookup of `"crash"` throws
- * there). A lookup answers `undefined` for a missing key so that a stored `null` stays distinct.
- * Inputs, state and log format are those of {@link kvStore}, so `ssm inspect` reads both alike.
+ * {@link kvMachine} with one difference: a lookup answers `undefined` for a missing key, so that
+ * a stored `null` stays distinct. Inputs, state and log format are the same, so `ssm inspect`
+ * reads both alike.
  */
-function kvMachine() {
-  const base = kvStore();
+function embeddedKvMachine() {
+  const base = kvMachine();
   return defineMachine<KvState, KvInput, unknown>({
     ...base,
     step: (input, state) => (input.op === 'lookup' ? [state, state.get(input.key)] : kvStep(input, state)),
@@ -80,7 +80,7 @@ function checkKey(key: unknown): asserts key is string {
   if (key.length > MAX_KEY_LENGTH) throw new InvalidKeyError(`key of ${key.length} characters exceeds the limit of ${MAX_KEY_LENGTH}`);
 }
 
-class KVStore<V> implements KV<V> {
+class AppKV<V> implements KV<V> {
   constructor(private readonly app: App) {}
 
   get path(): string {
@@ -155,7 +155,7 @@ class KVStore<V> implements KV<V> {
  * ```
  */
 export async function openKV<V = unknown>(path: string = DEFAULT_KV_PATH, options: KVOptions = {}): Promise<KV<V>> {
-  const tree = supervisor('one_for_one', [worker(KV_MACHINE, kvMachine())], { name: 'kv_root' });
+  const tree = supervisor('one_for_one', [worker(KV_MACHINE, embeddedKvMachine())], { name: 'kv_root' });
   const app = await startApplication(tree, { ...options, logger: options.logger ?? false, db: path });
-  return new KVStore<V>(app);
+  return new AppKV<V>(app);
 }

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { ExecutionContext } from 'ava';
 import { startApplication, type App } from '../../src/engine/application.js';
 import type { ApplicationOptions } from '../../src/engine/options.js';
-import { kvStore } from '../../src/kv/kv-machine.js';
+import { kvMachine } from '../../src/kv/kv-machine.js';
 import type { LifecycleEvent } from '../../src/engine/logger.js';
 import type { AnyMachine } from '../../src/model/machine.js';
 import type { RecoveryReport } from '../../src/storage/recovery.js';
@@ -25,7 +25,7 @@ export function tempDb(t: ExecutionContext, prefix = 'ssm-persist-'): string {
 }
 
 /** A one_for_one tree of KV machines whose supervisor allows many restarts (crashes are part of the tests). */
-export function kvTree(names: readonly string[] = ['kv1', 'kv2'], machine: AnyMachine = kvStore(), strategy: Strategy = 'one_for_one'): SupervisorSpec {
+export function kvTree(names: readonly string[] = ['kv1', 'kv2'], machine: AnyMachine = kvMachine({ deliberateCrash: true }), strategy: Strategy = 'one_for_one'): SupervisorSpec {
   return supervisor(
     strategy,
     names.map((n) => worker(n, machine)),

@@ -2,11 +2,11 @@ import { runDemo } from '../../kv/demo.js';
 import { parseCommand } from '../args.js';
 import { usageGuard } from '../common.js';
 
-export const summary = "run the seed's scenario: crash kv2 on purpose and watch it recover x = 1";
+export const summary = 'crash kv2 on purpose and watch it recover x = 1 from its log';
 
 const USAGE = `Usage: ssm demo [--db PATH]
 
-Runs the seed's demo on the KV tree one_for_one[kv1, rest_for_one[kv2, kv3]]: stores x = 1 in
+Runs the demo on the KV tree one_for_one[kv1, rest_for_one[kv2, kv3]]: stores x = 1 in
 kv2, crashes kv2 on purpose, and shows that the restarted kv2 still answers x = 1 (recovered
 from its request log). Run it twice: the second run starts from the first run's data.
 

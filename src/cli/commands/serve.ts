@@ -1,6 +1,6 @@
 import { startApplication } from '../../engine/application.js';
 import { ConfigError } from '../../errors.js';
-import { demoTree } from '../../kv/demo.js';
+import { kvTree } from '../../kv/demo.js';
 import { checkServeOptions, serve, type ServeOptions } from '../../http/server.js';
 import { DEFAULT_DB_PATH, type Durability } from '../../storage/store.js';
 import { intFlag, parseCommand } from '../args.js';
@@ -76,7 +76,7 @@ async function serveUntilSignalled(db: string, durability: Durability, options: 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const app = await startApplication(demoTree(false), { db, durability });
+    const app = await startApplication(kvTree(), { db, durability });
     let endpoint;
     try {
       endpoint = await serve({ app, ...options });
