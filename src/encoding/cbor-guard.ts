@@ -1,7 +1,17 @@
+import { isUtf8 } from 'node:buffer';
 import { DecodeError } from '../errors.js';
 
 /** Largest bignum (tags 2 and 3) accepted in inputs, in bytes: 8,192 bits. */
 export const MAX_BIGNUM_BYTES = 1024;
+
+/**
+ * Deepest nesting of arrays and maps accepted in a state-changing input. cbor-x encodes
+ * recursively and overflows the stack near 1,800 levels; an input is stored inside a state
+ * (a KV value sits 3 levels down in its ShardedMap), and every snapshot encodes that state, so
+ * an input accepted deeper than this could make every later snapshot fail. 256 leaves a margin
+ * of over 1,500 levels for the state's own structure.
+ */
+export const MAX_NESTING = 256;
 
 /**
  * A pre-decode check of untrusted CBOR (wire inputs) for what makes a small message expensive.
@@ -16,10 +26,31 @@ export const MAX_BIGNUM_BYTES = 1024;
  * - cbor-x converts bignums (tags 2/3) to and from BigInt in time quadratic in their length: a
  *   256 KiB one takes about 36 s to decode. Bignums above {@link MAX_BIGNUM_BYTES} are refused.
  *
+ * - Text strings must be valid UTF-8 (RFC 8949 §3.1): the decoder would replace invalid bytes
+ *   with U+FFFD, so two different keys could arrive as one.
+ * - Arrays and maps may nest at most {@link MAX_NESTING} levels.
+ *
  * Refusals are DecodeErrors. Everything else (malformed or truncated bytes included) is left
  * to the decoder. The walk is iterative and linear in the input.
  */
 export function assertNoAmplifyingTags(bytes: Uint8Array): void {
+  walk(bytes, true);
+}
+
+/**
+ * Refuses CBOR nested deeper than {@link MAX_NESTING} with a {@link DecodeError}: the check every
+ * logged input passes, whatever path it came by, so that what is accepted stays snapshottable.
+ */
+export function assertNestingWithinLimit(bytes: Uint8Array): void {
+  walk(bytes, false);
+}
+
+/** The refusal of an input nested deeper than {@link MAX_NESTING}. */
+export function nestingLimitError(): DecodeError {
+  return new DecodeError(`input nested more than ${MAX_NESTING} levels deep (arrays and maps), or cyclic; the limit keeps every state snapshottable`);
+}
+
+function walk(bytes: Uint8Array, checkTags: boolean): void {
   const end = bytes.length;
   let pos = 0;
   // Items still to read at the current nesting level (Infinity: indefinite length, until 0xff).
@@ -50,18 +81,23 @@ export function assertNoAmplifyingTags(bytes: Uint8Array): void {
         if (arg < 0) {
           outer.push(remaining);
           remaining = Number.POSITIVE_INFINITY;
-        } else pos += arg;
+        } else {
+          // The decoder would replace invalid UTF-8 with U+FFFD: a key would silently become another.
+          if (checkTags && major === 3 && !isUtf8(bytes.subarray(pos, pos + arg))) throw new DecodeError('CBOR text string is not valid UTF-8');
+          pos += arg;
+        }
         break;
       case 4:
       case 5:
         if (arg !== 0) {
+          if (outer.length >= MAX_NESTING) throw nestingLimitError();
           outer.push(remaining);
           remaining = arg < 0 ? Number.POSITIVE_INFINITY : major === 5 ? 2 * arg : arg;
         }
         break;
       case 6:
-        if (amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed-value tables or record definitions) is not accepted in inputs`);
-        if (arg === 2 || arg === 3) checkBignum(bytes, pos);
+        if (checkTags && amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed-value tables or record definitions) is not accepted in inputs`);
+        if (checkTags && (arg === 2 || arg === 3)) checkBignum(bytes, pos);
         // The tagged item is the same item as the tag.
         if (remaining !== Number.POSITIVE_INFINITY) remaining++;
         break;

@@ -1,6 +1,7 @@
+import { MAX_NESTING, assertNestingWithinLimit, nestingLimitError } from '../encoding/cbor-guard.js';
 import { cbor } from '../encoding/cbor.js';
 import { NEEDS_CBOR, plainCopy } from '../encoding/input-copy.js';
-import { EncodeError, describe } from '../errors.js';
+import { DecodeError, EncodeError, describe } from '../errors.js';
 import type { Pending } from './pending.js';
 
 /** Where preparing a batch stopped: the index of a request whose machine's readOnly() threw. */
@@ -33,20 +34,24 @@ export function prepareInputs(batch: readonly Pending[]): Preparation {
       return { readOnlyThrewAt: i, error };
     }
     if (readOnly) continue;
+    let copy: unknown;
     try {
-      const copy = plainCopy(r.input);
+      copy = plainCopy(r.input);
       if (copy !== NEEDS_CBOR) {
+        // A plain copy is at most 64 levels deep: within the nesting limit by construction.
         r.logged = cbor.encode(copy);
         r.stepInput = copy;
-      } else {
-        r.logged = cbor.encode(r.input);
-        parts.push(r.logged);
-        roundTrip.push(r);
+        continue;
       }
+      r.logged = cbor.encode(r.input);
+      assertNestingWithinLimit(r.logged);
     } catch (err) {
       r.logged = null;
-      r.error = new EncodeError(`input for ${r.target.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
+      r.error = err instanceof DecodeError ? err : exceedsNesting(r.input) ? nestingLimitError() : new EncodeError(`input for ${r.target.name} is not encodable as CBOR: ${describe(err)}`, { cause: err });
+      continue;
     }
+    parts.push(r.logged);
+    roundTrip.push(r);
   }
   decodeRoundTrips(roundTrip, parts);
   return { readOnlyThrewAt: -1 };
@@ -74,4 +79,17 @@ function decodeRoundTrips(roundTrip: readonly Pending[], parts: readonly Uint8Ar
       r.error = new EncodeError(`input for ${r.target.name} does not survive the CBOR round trip (replay could not decode it): ${describe(err)}`, { cause: err });
     }
   }
+}
+
+/** Whether arrays, objects, Maps and Sets nest deeper than the limit (or cycle). Iterative. */
+function exceedsNesting(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) continue;
+    if (depth >= MAX_NESTING) return true;
+    const children = v instanceof Map ? [...v.keys(), ...v.values()] : v instanceof Set ? [...v] : Array.isArray(v) ? v : Object.values(v);
+    for (const c of children) stack.push([c, depth + 1]);
+  }
+  return false;
 }

@@ -34,6 +34,17 @@ export const KV_STATE_VERSION = 2;
 /** Longest key accepted, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 4096;
 
+/**
+ * Why a key with a lone surrogate is refused: CBOR and UTF-8 cannot carry it, so it would be
+ * stored as U+FFFD and alias every other key that differs from it only there.
+ */
+export const LONE_SURROGATE = 'key contains a lone surrogate (not valid Unicode): it cannot be stored exactly, and would alias other keys';
+
+/** Whether a string is valid Unicode (no lone surrogates), i.e. survives UTF-8 unchanged. */
+export function isWellFormed(s: string): boolean {
+  return (s as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
 const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries']);
 
 /** Rejects anything that is not a well-formed {@link KvInput}. */
@@ -44,6 +55,7 @@ export function validateKvInput(input: unknown): KvInput {
   const needsKey = (): void => {
     if (typeof key !== 'string') throw new TypeError(`op ${String(o['op'])} needs a string "key"`);
     if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
+    if (!isWellFormed(key)) throw new TypeError(LONE_SURROGATE);
   };
   switch (o['op']) {
     case 'store':
@@ -61,6 +73,7 @@ export function validateKvInput(input: unknown): KvInput {
       const prefix = o['prefix'];
       const limit = o['limit'];
       if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('"prefix" must be a string');
+      if (prefix !== undefined && !isWellFormed(prefix)) throw new TypeError(LONE_SURROGATE);
       if (limit !== undefined && !(Number.isSafeInteger(limit) && (limit as number) >= 0)) throw new TypeError('"limit" must be a non-negative integer');
       return { op: 'entries', prefix: prefix as string | undefined, limit: limit as number | undefined };
     }

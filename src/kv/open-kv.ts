@@ -3,7 +3,7 @@ import { startApplication, type App } from '../engine/application.js';
 import type { ApplicationOptions } from '../engine/options.js';
 import { decodeCbor, cbor } from '../encoding/cbor.js';
 import { EncodeError, SsmError, describe } from '../errors.js';
-import { MAX_KEY_LENGTH, kvStep, kvMachine, type KvInput, type KvState } from './kv-machine.js';
+import { LONE_SURROGATE, MAX_KEY_LENGTH, isWellFormed, kvStep, kvMachine, type KvInput, type KvState } from './kv-machine.js';
 import { defineMachine } from '../model/machine.js';
 import { DEFAULT_DB_PATH } from '../storage/store.js';
 import { supervisor, worker } from '../model/tree.js';
@@ -14,7 +14,7 @@ export const DEFAULT_KV_PATH = join(dirname(DEFAULT_DB_PATH), 'kv.db');
 /** Name of the one machine behind an {@link openKV} store (as seen by `ssm inspect`). */
 export const KV_MACHINE = 'kv';
 
-/** A key that is not a string, or longer than {@link MAX_KEY_LENGTH} UTF-16 code units. */
+/** A key that is not a string, is longer than {@link MAX_KEY_LENGTH} UTF-16 code units, or holds a lone surrogate. */
 export class InvalidKeyError extends SsmError {
   constructor(message: string) {
     super('INVALID_KEY', message);
@@ -78,6 +78,7 @@ function embeddedKvMachine() {
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string') throw new InvalidKeyError(`key must be a string, got ${key === null ? 'null' : typeof key}`);
   if (key.length > MAX_KEY_LENGTH) throw new InvalidKeyError(`key of ${key.length} characters exceeds the limit of ${MAX_KEY_LENGTH}`);
+  if (!isWellFormed(key)) throw new InvalidKeyError(LONE_SURROGATE);
 }
 
 class AppKV<V> implements KV<V> {
@@ -124,6 +125,7 @@ class AppKV<V> implements KV<V> {
   async entries(options: EntriesOptions = {}): Promise<[string, V][]> {
     const { prefix, limit } = options;
     if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('entries: prefix must be a string');
+    if (prefix !== undefined && !isWellFormed(prefix)) throw new InvalidKeyError(LONE_SURROGATE);
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) throw new RangeError('entries: limit must be a non-negative integer');
     return (await this.send({ op: 'entries', prefix, limit })) as [string, V][];
   }
