@@ -12,5 +12,7 @@ export type { Durability, SnapshotMeta } from './storage/store.js';
 export type { RecoveryReport } from './storage/recovery.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';
 export { kvMachine, validateKvInput, type KvInput, type KvState, type KvTable } from './kv/kv-machine.js';
-export { serve, type ServeOptions, type HttpEndpoint, type MachineInfo } from './http/server.js';
+export { serve, type HttpEndpoint } from './http/server.js';
+export type { ServeOptions } from './http/options.js';
+export type { MachineInfo } from './http/machine-info.js';
 export { HttpError, type ErrorBody } from './http/responses.js';

@@ -16,11 +16,12 @@ const tmp = (name: string): string => join(mkdtempSync(join(tmpdir(), 'ssm-surfa
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
 
 for (const [flags, pattern] of [
-  [['--host', ''], /host must not be empty/],
-  [['--host', '  '], /host must not be empty/],
-  [['--port', '99999'], /port must be 0\.\.65535/],
-  [['--token', 'two words'], /token must not contain white space/],
-  [['--max-body-bytes', '0'], /maxBodyBytes must be a positive integer/],
+  // Anchored: the CLI's prefix once, not followed by a second `serve:` from the options check.
+  [['--host', ''], /^ssm serve: host must not be empty/],
+  [['--host', '  '], /^ssm serve: host must not be empty/],
+  [['--port', '99999'], /^ssm serve: port must be 0\.\.65535, got 99999/],
+  [['--token', 'two words'], /^ssm serve: token must not contain white space/],
+  [['--max-body-bytes', '0'], /^ssm serve: maxBodyBytes must be a positive integer, got 0/],
   [['--bogus'], /Unknown option '--bogus'/],
 ] as const) {
   test(`ssm serve ${JSON.stringify(flags)} is refused in one line, exit 2, before any database is created`, (t) => {

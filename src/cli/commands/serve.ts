@@ -1,7 +1,8 @@
 import { startApplication } from '../../engine/application.js';
 import { ConfigError } from '../../errors.js';
 import { kvTree } from '../../kv/demo.js';
-import { checkServeOptions, serve, type ServeOptions } from '../../http/server.js';
+import { resolveServeOptions, type ServeOptions } from '../../http/options.js';
+import { serve } from '../../http/server.js';
 import { DEFAULT_DB_PATH, type Durability } from '../../storage/store.js';
 import { intFlag, parseCommand } from '../args.js';
 import { usageGuard } from '../common.js';
@@ -63,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       maxConnections: intFlag('max-connections', values['max-connections']),
     };
     // Refuse a bad command line before any database is opened.
-    checkServeOptions(options);
+    resolveServeOptions(options);
     return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, durability, options);
   });
 }
