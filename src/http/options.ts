@@ -1,3 +1,4 @@
+import type { App } from '../engine/application.js';
 import type { CallOptions } from '../engine/options.js';
 import { ConfigError } from '../errors.js';
 
