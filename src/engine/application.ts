@@ -21,7 +21,9 @@ import { NEEDS_CBOR, plainCopy } from '../encoding/input-copy.js';
 import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { resolveSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
-import { DEFAULT_DB_PATH, Store, type Durability, type LogGroup, type SnapshotMeta, type StoreFaults } from '../storage/store.js';
+import type { LogGroup, SnapshotMeta } from '../storage/rows.js';
+import { Store } from '../storage/store.js';
+import { DEFAULT_DB_PATH, type Durability, type StoreFaults } from '../storage/store-options.js';
 import { Supervision } from './supervision.js';
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
 

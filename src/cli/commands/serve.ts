@@ -2,7 +2,7 @@ import { startApplication } from '../../engine/application.js';
 import { ConfigError } from '../../errors.js';
 import { demoTree } from '../../kv/demo.js';
 import { checkServeOptions, serve, type ServeOptions } from '../../http/server.js';
-import { DEFAULT_DB_PATH, type Durability } from '../../storage/store.js';
+import { DEFAULT_DB_PATH, type Durability } from '../../storage/store-options.js';
 import { intFlag, parseCommand } from '../args.js';
 import { usageGuard } from '../common.js';
 
