@@ -7,7 +7,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { startApplication } from '../src/engine/application.js';
-import type { Durability } from '../src/storage/store.js';
+import type { Durability } from '../src/storage/store-options.js';
 import { killHard, spawnKvChild } from './helpers/persistence-child.js';
 import { childValue, kvEntries, kvTree, tempDb, workerStatus } from './helpers/persistence-kv.js';
 

@@ -1,12 +1,12 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { decodeCbor } from '../src/encoding/cbor.js';
 import { Deadlines } from '../src/engine/deadlines.js';
-import { CallTimeoutError } from '../src/errors.js';
+import { CallTimeoutError, ConfigError } from '../src/errors.js';
 import { kvMachine } from '../src/kv/kv-machine.js';
 import { defineMachine } from '../src/model/machine.js';
 import { SLICE_ENTRIES, encodeStateSlices } from '../src/encoding/snapshot-encoding.js';
@@ -88,4 +88,10 @@ test("durability 'full' and 'normal' set SQLite's synchronous mode, in WAL", (t)
     t.is(store.db.pragma('journal_mode', { simple: true }), 'wal', durability);
     store.close();
   }
+});
+
+test('an unknown durability is a ConfigError, refused before the file is created', (t) => {
+  const db = tmp('bad-durability.db');
+  t.throws(() => Store.open(db, { durability: 'sometimes' as never }), { instanceOf: ConfigError, message: /durability must be 'full' or 'normal'/ });
+  t.false(existsSync(db));
 });

@@ -12,7 +12,7 @@
 import test from 'ava';
 import type { App } from '../src/engine/application.js';
 import { StorageError } from '../src/errors.js';
-import type { StoreFaults } from '../src/storage/store.js';
+import type { StoreFaults } from '../src/storage/store-options.js';
 import { kvTree, startRecording, tableCounts, tempDb, workerStatus } from './helpers/persistence-kv.js';
 import { DiskLimit, bulky, errorCode, kvDigest, outcome } from './helpers/faults-util.js';
 

@@ -10,7 +10,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import type { App } from '../src/engine/application.js';
 import type { LifecycleEvent } from '../src/engine/logger.js';
-import type { Durability } from '../src/storage/store.js';
+import type { Durability } from '../src/storage/store-options.js';
 import type { Strategy } from '../src/model/tree.js';
 import { kvEntries, kvTree, modelEntries, recoveryOf, startRecording, tempDb, workerStatus } from './helpers/persistence-kv.js';
 

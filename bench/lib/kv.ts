@@ -8,7 +8,8 @@ import { cbor } from '../../src/encoding/cbor.js';
 import { KV_STATE_VERSION, kvMachine } from '../../src/kv/kv-machine.js';
 import type { RecoveryReport } from '../../src/storage/recovery.js';
 import { ShardedMap } from '../../src/encoding/sharded-map.js';
-import { Store, type LogGroup } from '../../src/storage/store.js';
+import type { LogGroup } from '../../src/storage/rows.js';
+import { Store } from '../../src/storage/store.js';
 import { supervisor, worker } from '../../src/model/tree.js';
 import { valueFor } from './common.js';
 

@@ -7,7 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { ClassicLevel } from 'classic-level';
 import { open as openLmdb } from 'lmdb';
 import { cbor } from '../../src/encoding/cbor.js';
-import type { Durability } from '../../src/storage/store.js';
+import type { Durability } from '../../src/storage/store-options.js';
 import { DEFAULT_SNAPSHOT_POLICY } from '../../src/engine/snapshot-policy.js';
 import { Samples, fmt, fmtMs, latencySummary, log, now, printTable, removeDir, scratch, valueFor, writeResult, type Profile } from '../lib/common.js';
 import { startKv, storeInput, MACHINE } from '../lib/kv.js';

@@ -5,7 +5,7 @@ import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from 
 import { kvMachine } from '../kv/kv-machine.js';
 import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
 import { recoverState, type Recovered } from '../storage/recovery.js';
-import { DEFAULT_DB_PATH, Store } from '../storage/store.js';
+import type { StoreReader } from '../storage/store-reader.js';
 import { supervisor, worker } from '../model/tree.js';
 import { bytes } from './format.js';
 import { progress } from './progress.js';
@@ -66,38 +66,23 @@ export async function loadMachines(modulePath?: string): Promise<MachineResolver
   throw new ConfigError(`${source} must export default (or \`machines\`) as an object { name: machine } or a function (name) => machine`);
 }
 
-/** Every machine the database knows of: the machines table plus any name found in its log or snapshots. */
-export function machineNames(store: Store): string[] {
-  const rows = store.db
-    .prepare(`SELECT name FROM machines UNION SELECT machine FROM snapshots UNION SELECT machine FROM request_log ORDER BY 1`)
-    .pluck()
-    .all() as string[];
-  return rows;
-}
-
 /** Throws UnknownMachineError (listing the known ones) unless `name` is in the database. */
-export function requireMachine(store: Store, name: string): void {
-  const names = machineNames(store);
+export function requireMachine(store: StoreReader, name: string): void {
+  const names = store.knownMachineNames();
   if (!names.includes(name)) {
     const err = new UnknownMachineError(name);
     throw new SsmError(err.code, `${err.message} in ${store.path} (machines: ${names.join(', ') || 'none'})`);
   }
 }
 
-/** Opens a database for reading, with the default path. */
-export function openReadOnly(path?: string): Store {
-  return Store.openReadOnly(path ?? DEFAULT_DB_PATH);
-}
-
 /**
  * Rebuilds a machine's state through {@link recoverState} (the engine's one recovery path),
  * drawing a progress bar over the log bytes replayed when stderr is a terminal.
  */
-export function rebuild<S = unknown>(store: Store, name: string, machine: AnyMachine, uptoSeq?: number): Recovered<S> {
-  const total = store.db.prepare(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck().get(name) as number;
-  const bar = progress(`replaying ${name}`, total, { unit: bytes });
+export function rebuild<S = unknown>(store: StoreReader, name: string, machine: AnyMachine, uptoSeq?: number): Recovered<S> {
+  const bar = progress(`replaying ${name}`, store.logBytes(name), { unit: bytes });
   // The same store, with a log reader that reports each row it hands to the replay.
-  const tracked = Object.create(store) as Store;
+  const tracked = Object.create(store) as StoreReader;
   tracked.logAfter = function* (machineName: string, afterSeq: number) {
     for (const row of store.logAfter(machineName, afterSeq)) {
       yield row;

@@ -1,6 +1,7 @@
 import { ApplicationStoppedError, UnknownMachineError, describe } from '../errors.js';
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
-import { Store, type SnapshotMeta } from '../storage/store.js';
+import type { SnapshotMeta } from '../storage/rows.js';
+import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
 import { EventLoop } from './event-loop.js';

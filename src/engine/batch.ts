@@ -1,6 +1,6 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineStoppedError, StorageError, describe } from '../errors.js';
-import type { LogGroup } from '../storage/store.js';
+import type { LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
 import type { Logger } from './logger.js';

@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors.js';
-import { DEFAULT_DB_PATH, type Durability, type StoreFaults } from '../storage/store.js';
+import { DEFAULT_DB_PATH, resolveStoreOptions, type Durability, type StoreFaults } from '../storage/store-options.js';
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
 import { resolveSnapshotPolicy, type ResolvedSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
 
@@ -79,8 +79,7 @@ function positiveInteger(name: string, value: number): number {
 
 /** Applies the defaults documented on {@link ApplicationOptions}, in this one place. */
 export function resolveApplicationOptions(options: ApplicationOptions = {}): ResolvedApplicationOptions {
-  const durability = options.durability ?? 'full';
-  if (durability !== 'full' && durability !== 'normal') throw new ConfigError(`durability must be 'full' or 'normal', got ${String(durability)}`);
+  const { durability, faults } = resolveStoreOptions(options);
   const callTimeoutMs = options.callTimeoutMs ?? 5000;
   if (typeof callTimeoutMs !== 'number' || !(callTimeoutMs > 0)) throw new ConfigError(`callTimeoutMs must be > 0 (Infinity for none), got ${String(callTimeoutMs)}`);
   const db = options.db ?? DEFAULT_DB_PATH;
@@ -102,6 +101,6 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
         // Nothing sensible to do with a failing logger but keep serving.
       }
     },
-    faults: options.faults ?? {},
+    faults,
   };
 }

@@ -6,7 +6,8 @@ import { recoverState, type RecoveryReport } from '../storage/recovery.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { LogGroup, SnapshotMeta, Store } from '../storage/store.js';
+import type { LogGroup, SnapshotMeta } from '../storage/rows.js';
+import type { Store } from '../storage/store.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 

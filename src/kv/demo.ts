@@ -2,7 +2,7 @@ import { startApplication } from '../engine/application.js';
 import { describe } from '../errors.js';
 import { kvMachine, type KvMachineOptions } from './kv-machine.js';
 import { formatEvent } from '../engine/logger.js';
-import { DEFAULT_DB_PATH } from '../storage/store.js';
+import { DEFAULT_DB_PATH } from '../storage/store-options.js';
 import { supervisor, worker, type SupervisorSpec } from '../model/tree.js';
 
 /**

@@ -28,7 +28,7 @@ export interface KvTable {
   keys(): IterableIterator<string>;
 }
 
-/** State version of {@link kvStore}: 2 since the state became a ShardedMap. */
+/** State version of {@link kvMachine}: 2 since the state became a ShardedMap. */
 export const KV_STATE_VERSION = 2;
 
 /** Longest key accepted, in UTF-16 code units. */

@@ -5,7 +5,7 @@ import { decodeCbor, cbor } from '../encoding/cbor.js';
 import { EncodeError, SsmError, describe } from '../errors.js';
 import { LONE_SURROGATE, MAX_KEY_LENGTH, isWellFormed, kvStep, kvMachine, type KvInput, type KvState } from './kv-machine.js';
 import { defineMachine } from '../model/machine.js';
-import { DEFAULT_DB_PATH } from '../storage/store.js';
+import { DEFAULT_DB_PATH } from '../storage/store-options.js';
 import { supervisor, worker } from '../model/tree.js';
 
 /** Default database of {@link openKV}, relative to the working directory. */

@@ -1,7 +1,9 @@
 import { cbor } from '../encoding/cbor.js';
 import { RecoveryError } from '../errors.js';
 import type { AnyMachine } from '../model/machine.js';
-import { sha256, type SnapshotMeta, type Store } from './store.js';
+import { sha256 } from './checksum.js';
+import type { SnapshotMeta } from './rows.js';
+import type { StoreReader } from './store-reader.js';
 
 /** How a machine's state was rebuilt. */
 export interface RecoveryReport {
@@ -36,7 +38,7 @@ export interface Recovered<S> {
  * whose checksum verifies and that decodes, migrates it if its version differs, and replays the
  * logged requests after it, in order, discarding outputs. Never deletes anything.
  */
-export function recoverState<S>(store: Store, name: string, machine: AnyMachine, uptoSeq = Number.POSITIVE_INFINITY): Recovered<S> {
+export function recoverState<S>(store: StoreReader, name: string, machine: AnyMachine, uptoSeq = Number.POSITIVE_INFINITY): Recovered<S> {
   const t0 = performance.now();
   const rejected: { seq: number; id: number; reason: string }[] = [];
   let base: { meta: SnapshotMeta; state: unknown } | null = null;

@@ -1,7 +1,8 @@
 import { parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes } from '../format.js';
-import { MODULE_HELP, loadMachines, machineNames, openReadOnly, requireMachine, startOffline } from '../machines.js';
+import { StoreReader } from '../../storage/store-reader.js';
+import { MODULE_HELP, loadMachines, requireMachine, startOffline } from '../machines.js';
 
 export const summary = 'snapshot machines now (offline; a running server is checkpointed over HTTP)';
 
@@ -30,14 +31,14 @@ export async function run(argv: string[]): Promise<number> {
     positionalsAtMost(positionals, 1, USAGE);
     const only = positionals[0];
     const resolveMachine = await loadMachines(values.module);
-    const reader = openReadOnly(values.db);
+    const reader = StoreReader.open(values.db);
     let names: string[];
     let keep: number;
     try {
       if (only !== undefined) requireMachine(reader, only);
-      names = machineNames(reader);
+      names = reader.knownMachineNames();
       // Keep every existing snapshot: this command only adds.
-      keep = (reader.db.prepare(`SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM snapshots GROUP BY machine)`).pluck().get() as number) + 1;
+      keep = reader.mostSnapshotsOfAMachine() + 1;
     } finally {
       reader.close();
     }

@@ -1,9 +1,10 @@
 import { statSync } from 'node:fs';
 import { Store } from '../../storage/store.js';
+import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes } from '../format.js';
-import { MODULE_HELP, loadMachines, machineNames, openReadOnly, startOffline } from '../machines.js';
+import { MODULE_HELP, loadMachines, startOffline } from '../machines.js';
 import { SERVER_HINT } from './checkpoint.js';
 import { ConfigError } from '../../errors.js';
 
@@ -46,11 +47,11 @@ export async function run(argv: string[]): Promise<number> {
     const keep = intFlag('keep', values.keep) ?? 2;
     if (keep < 1) throw new ConfigError('--keep must be at least 1');
     const resolveMachine = await loadMachines(values.module);
-    const reader = openReadOnly(values.db);
+    const reader = StoreReader.open(values.db);
     const path = reader.path;
     let names: string[];
     try {
-      names = machineNames(reader);
+      names = reader.knownMachineNames();
     } finally {
       reader.close();
     }
@@ -71,8 +72,8 @@ export async function run(argv: string[]): Promise<number> {
     let snapshots = 0;
     try {
       ({ snapshots, logRows } = store.compact(names, keep));
-      store.db.pragma('wal_checkpoint(TRUNCATE)');
-      store.db.exec('VACUUM');
+      store.checkpointWal();
+      store.vacuum();
     } finally {
       store.close();
     }

@@ -1,9 +1,10 @@
 import { cbor } from '../../encoding/cbor.js';
-import type { FailedRequest } from '../../storage/store.js';
+import type { FailedRequest } from '../../storage/rows.js';
 import { parseCommand } from '../args.js';
 import { positionalsAtMost, positiveFlag, usageGuard } from '../common.js';
 import { toJson, toJsonValue } from '../../encoding/json.js';
-import { openReadOnly, requireMachine } from '../machines.js';
+import { StoreReader } from '../../storage/store-reader.js';
+import { requireMachine } from '../machines.js';
 
 export const summary = 'list requests whose step threw (crashes), newest first, with their errors';
 
@@ -39,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
     positionalsAtMost(positionals, 1, USAGE);
     const name = positionals[0] ?? null;
     const limit = positiveFlag('limit', values.limit) ?? 100;
-    const store = openReadOnly(values.db);
+    const store = StoreReader.open(values.db);
     try {
       if (name !== null) requireMachine(store, name);
       const failures = store.failedRequests(name, limit);

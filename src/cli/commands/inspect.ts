@@ -1,11 +1,11 @@
 import { isMapLike } from '../../encoding/sharded-map.js';
 import { ConfigError, RecoveryError, SsmError } from '../../errors.js';
-import type { Store } from '../../storage/store.js';
+import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { stateText } from '../format.js';
 import { toJsonValue } from '../../encoding/json.js';
-import { MODULE_HELP, loadMachines, machineNames, openReadOnly, rebuild, requireMachine } from '../machines.js';
+import { MODULE_HELP, loadMachines, rebuild, requireMachine } from '../machines.js';
 
 export const summary = "show machines' current state (or as of a sequence number), decoded from snapshot + log";
 
@@ -36,14 +36,14 @@ interface Inspected {
 }
 
 /** The earliest sequence number whose state can be rebuilt from what the database retains. */
-function earliestRetained(store: Store, name: string): number {
-  const firstLogged = store.db.prepare(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck().get(name) as number | null;
-  const oldestSnapshot = store.db.prepare(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck().get(name) as number | null;
+function earliestRetained(store: StoreReader, name: string): number {
+  const firstLogged = store.firstLoggedSeq(name);
+  const oldestSnapshot = store.oldestSnapshotSeq(name);
   if (firstLogged !== null && firstLogged <= 1) return 0;
   return oldestSnapshot ?? (firstLogged === null ? 0 : firstLogged - 1);
 }
 
-function notRetained(store: Store, name: string, at: number): SsmError {
+function notRetained(store: StoreReader, name: string, at: number): SsmError {
   const from = earliestRetained(store, name);
   return new SsmError(
     'NOT_RETAINED',
@@ -63,64 +63,64 @@ export async function run(argv: string[]): Promise<number> {
     const at = intFlag('at', values.at);
     if (at !== undefined && only === undefined) throw new ConfigError('--at needs a MACHINE: sequence numbers are per machine (usage: ssm inspect MACHINE --at SEQ)');
     const resolveMachine = await loadMachines(values.module);
-    const store = openReadOnly(values.db);
-    // One read transaction: a server snapshotting and pruning meanwhile cannot pull the log
-    // out from under the replay.
-    store.db.exec('BEGIN');
+    const store = StoreReader.open(values.db);
     try {
-      if (only !== undefined) requireMachine(store, only);
-      const rows = new Map(store.machines().map((m) => [m.name, m]));
-      const names = only !== undefined ? [only] : machineNames(store);
-      const out: Inspected[] = [];
-      for (const name of names) {
-        const machine = resolveMachine(name);
-        const lastSeq = store.lastSeq(name);
-        if (at !== undefined && at > lastSeq) throw new SsmError('NOT_RETAINED', `${name} has only reached seq ${lastSeq}; --at ${at} is in its future`);
-        let recovered;
-        try {
-          recovered = rebuild(store, name, machine, at);
-        } catch (err) {
-          if (at !== undefined && err instanceof RecoveryError && /gap/.test(err.message)) throw notRetained(store, name, at);
-          throw err;
+      // One read transaction: a server snapshotting and pruning meanwhile cannot pull the log
+      // out from under the replay.
+      return store.consistentRead(() => {
+        if (only !== undefined) requireMachine(store, only);
+        const rows = new Map(store.machines().map((m) => [m.name, m]));
+        const names = only !== undefined ? [only] : store.knownMachineNames();
+        const out: Inspected[] = [];
+        for (const name of names) {
+          const machine = resolveMachine(name);
+          const lastSeq = store.lastSeq(name);
+          if (at !== undefined && at > lastSeq) throw new SsmError('NOT_RETAINED', `${name} has only reached seq ${lastSeq}; --at ${at} is in its future`);
+          let recovered;
+          try {
+            recovered = rebuild(store, name, machine, at);
+          } catch (err) {
+            if (at !== undefined && err instanceof RecoveryError && /gap/.test(err.message)) throw notRetained(store, name, at);
+            throw err;
+          }
+          if (at !== undefined && recovered.report.seq !== at) throw notRetained(store, name, at);
+          const row = rows.get(name);
+          out.push({
+            name,
+            status: row?.status ?? 'unknown',
+            restarts: row?.restarts ?? 0,
+            seq: recovered.report.seq,
+            lastSeq,
+            snapshotSeq: recovered.report.snapshotSeq,
+            replayed: recovered.report.replayed,
+            state: recovered.state,
+          });
         }
-        if (at !== undefined && recovered.report.seq !== at) throw notRetained(store, name, at);
-        const row = rows.get(name);
-        out.push({
-          name,
-          status: row?.status ?? 'unknown',
-          restarts: row?.restarts ?? 0,
-          seq: recovered.report.seq,
-          lastSeq,
-          snapshotSeq: recovered.report.snapshotSeq,
-          replayed: recovered.report.replayed,
-          state: recovered.state,
-        });
-      }
-      if (values.json) {
-        const doc = {
-          database: store.path,
-          ...(at !== undefined ? { at } : {}),
-          machines: out.map((m) => ({ ...m, state: toJsonValue(m.state) })),
-        };
-        console.log(JSON.stringify(doc, null, 2));
+        if (values.json) {
+          const doc = {
+            database: store.path,
+            ...(at !== undefined ? { at } : {}),
+            machines: out.map((m) => ({ ...m, state: toJsonValue(m.state) })),
+          };
+          console.log(JSON.stringify(doc, null, 2));
+          return 0;
+        }
+        if (out.length === 0) {
+          console.log(`no machines in ${store.path}`);
+          return 0;
+        }
+        const lines: string[] = [];
+        for (const m of out) {
+          const when = at !== undefined ? `as of seq ${m.seq} (latest ${m.lastSeq})` : `seq ${m.seq}`;
+          const from = m.snapshotSeq > 0 ? `snapshot @${m.snapshotSeq} + ${m.replayed} replayed` : `init + ${m.replayed} replayed`;
+          const size = isMapLike(m.state) ? `, ${m.state.size} ${m.state.size === 1 ? 'entry' : 'entries'}` : '';
+          lines.push(`${m.name}  ${when}  [${m.status}, ${m.restarts} restart${m.restarts === 1 ? '' : 's'}; ${from}${size}]`);
+          lines.push(...stateText(m.state));
+        }
+        console.log(lines.join('\n'));
         return 0;
-      }
-      if (out.length === 0) {
-        console.log(`no machines in ${store.path}`);
-        return 0;
-      }
-      const lines: string[] = [];
-      for (const m of out) {
-        const when = at !== undefined ? `as of seq ${m.seq} (latest ${m.lastSeq})` : `seq ${m.seq}`;
-        const from = m.snapshotSeq > 0 ? `snapshot @${m.snapshotSeq} + ${m.replayed} replayed` : `init + ${m.replayed} replayed`;
-        const size = isMapLike(m.state) ? `, ${m.state.size} ${m.state.size === 1 ? 'entry' : 'entries'}` : '';
-        lines.push(`${m.name}  ${when}  [${m.status}, ${m.restarts} restart${m.restarts === 1 ? '' : 's'}; ${from}${size}]`);
-        lines.push(...stateText(m.state));
-      }
-      console.log(lines.join('\n'));
-      return 0;
+      });
     } finally {
-      if (store.db.inTransaction) store.db.exec('COMMIT');
       store.close();
     }
   });

@@ -3,7 +3,8 @@ import { ConfigError } from '../../errors.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, positiveFlag, usageGuard } from '../common.js';
 import { toJson, toJsonValue } from '../../encoding/json.js';
-import { openReadOnly, requireMachine } from '../machines.js';
+import { StoreReader } from '../../storage/store-reader.js';
+import { requireMachine } from '../machines.js';
 
 export const summary = "print a machine's logged (state-changing) requests, decoded";
 
@@ -31,10 +32,10 @@ export async function run(argv: string[]): Promise<number> {
     if (name === undefined) throw new ConfigError('missing MACHINE (usage: ssm log MACHINE [--since SEQ] [--limit N] [--json]; try --help)');
     const since = intFlag('since', values.since) ?? 0;
     const limit = positiveFlag('limit', values.limit) ?? Number.POSITIVE_INFINITY;
-    const store = openReadOnly(values.db);
+    const store = StoreReader.open(values.db);
     try {
       requireMachine(store, name);
-      const firstLogged = store.db.prepare(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck().get(name) as number | null;
+      const firstLogged = store.firstLoggedSeq(name);
       if (firstLogged !== null && firstLogged > since + 1) {
         console.error(`note: ${name}'s log before seq ${firstLogged} was pruned (covered by snapshots); run with snapshot: { retainLog: true } to keep it`);
       }

@@ -3,7 +3,7 @@ import { ConfigError } from '../../errors.js';
 import { kvTree } from '../../kv/demo.js';
 import { resolveServeOptions, type ServeOptions } from '../../http/options.js';
 import { serve } from '../../http/server.js';
-import { DEFAULT_DB_PATH, type Durability } from '../../storage/store.js';
+import { DEFAULT_DB_PATH, type Durability } from '../../storage/store-options.js';
 import { intFlag, parseCommand } from '../args.js';
 import { usageGuard } from '../common.js';
 

@@ -1,10 +1,11 @@
 import { cbor } from '../../encoding/cbor.js';
 import { describe } from '../../errors.js';
-import { sha256, type Store } from '../../storage/store.js';
+import { sha256 } from '../../storage/checksum.js';
+import { StoreReader } from '../../storage/store-reader.js';
 import { parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes, table } from '../format.js';
-import { MODULE_HELP, loadMachines, machineNames, openReadOnly, rebuild, type MachineResolver } from '../machines.js';
+import { MODULE_HELP, loadMachines, rebuild, type MachineResolver } from '../machines.js';
 import { progress, type Progress } from '../progress.js';
 
 export const summary = 'check a database: SQLite integrity, snapshot checksums, log continuity, dry-run replay';
@@ -32,26 +33,23 @@ interface Check {
   detail: string;
 }
 
-function integrity(store: Store): Check[] {
-  const rows = store.db.pragma('integrity_check', { simple: false }) as { integrity_check: string }[];
-  const messages = rows.map((r) => r.integrity_check);
-  const fk = store.db.pragma('foreign_key_check') as unknown[];
+function integrity(store: StoreReader): Check[] {
+  const messages = store.integrityCheck();
+  const fk = store.foreignKeyCheck();
   return [
     { check: 'integrity', subject: 'database', ok: messages.length === 1 && messages[0] === 'ok', detail: messages.slice(0, 3).join('; ') + (messages.length > 3 ? ` (+${messages.length - 3} more)` : '') },
     { check: 'foreign keys', subject: 'database', ok: fk.length === 0, detail: fk.length === 0 ? 'ok' : `${fk.length} dangling reference${fk.length === 1 ? '' : 's'}` },
   ];
 }
 
-function snapshots(store: Store, names: readonly string[]): Check[] {
-  const total = store.db.prepare('SELECT count(*) FROM snapshots').pluck().get() as number;
-  const bar = progress('verifying snapshots', total);
+function snapshots(store: StoreReader, names: readonly string[]): Check[] {
+  const bar = progress('verifying snapshots', store.snapshotCount());
   const out: Check[] = [];
-  const stmt = store.db.prepare('SELECT id, seq, checksum, state FROM snapshots WHERE machine = ? ORDER BY seq, id');
   try {
     for (const name of names) {
       const bad: string[] = [];
       const seqs: number[] = [];
-      for (const s of stmt.iterate(name) as Iterable<{ id: number; seq: number; checksum: string; state: Uint8Array }>) {
+      for (const s of store.iterateSnapshots(name)) {
         seqs.push(s.seq);
         bar.add(1);
         if (sha256(s.state) !== s.checksum) {
@@ -77,26 +75,26 @@ function snapshots(store: Store, names: readonly string[]): Check[] {
   return out;
 }
 
-function log(store: Store, name: string, bar: Progress): Check {
-  const oldestSnapshot = store.db.prepare('SELECT min(seq) FROM snapshots WHERE machine = ?').pluck().get(name) as number | null;
+function log(store: StoreReader, name: string, bar: Progress): Check {
+  const oldestSnapshot = store.oldestSnapshotSeq(name);
   const problems: string[] = [];
   let prev: number | null = null;
   let first: number | null = null;
   let rows = 0;
-  for (const r of store.db.prepare('SELECT first_seq, last_seq, count, requests FROM request_log WHERE machine = ? ORDER BY last_seq').iterate(name) as Iterable<{ first_seq: number; last_seq: number; count: number; requests: Uint8Array }>) {
+  for (const r of store.iterateLog(name)) {
     rows++;
     bar.add(r.requests.byteLength);
-    first ??= r.first_seq;
-    const span = `${r.first_seq}..${r.last_seq}`;
-    if (r.last_seq < r.first_seq || r.count !== r.last_seq - r.first_seq + 1) problems.push(`row ${span} says count ${r.count}`);
-    if (prev !== null && r.first_seq !== prev + 1) problems.push(r.first_seq > prev + 1 ? `gap: seq ${prev + 1}..${r.first_seq - 1} missing` : `overlap at seq ${r.first_seq}`);
+    first ??= r.firstSeq;
+    const span = `${r.firstSeq}..${r.lastSeq}`;
+    if (r.lastSeq < r.firstSeq || r.count !== r.lastSeq - r.firstSeq + 1) problems.push(`row ${span} says count ${r.count}`);
+    if (prev !== null && r.firstSeq !== prev + 1) problems.push(r.firstSeq > prev + 1 ? `gap: seq ${prev + 1}..${r.firstSeq - 1} missing` : `overlap at seq ${r.firstSeq}`);
     try {
       const n = (cbor.decodeMultiple(r.requests) as unknown[]).length;
-      if (n !== r.last_seq - r.first_seq + 1) problems.push(`row ${span} holds ${n} requests`);
+      if (n !== r.lastSeq - r.firstSeq + 1) problems.push(`row ${span} holds ${n} requests`);
     } catch (err) {
       problems.push(`row ${span} does not decode: ${describe(err)}`);
     }
-    prev = r.last_seq;
+    prev = r.lastSeq;
     if (problems.length > 5) break;
   }
   // Recovery may need to start at the oldest kept snapshot (if newer ones are corrupt), or at
@@ -111,7 +109,7 @@ function log(store: Store, name: string, bar: Progress): Check {
   };
 }
 
-function replay(store: Store, name: string, resolveMachine: MachineResolver): Check {
+function replay(store: StoreReader, name: string, resolveMachine: MachineResolver): Check {
   const base = { check: 'replay', subject: name };
   try {
     const t0 = performance.now();
@@ -138,26 +136,22 @@ export async function run(argv: string[]): Promise<number> {
     }
     positionalsAtMost(positionals, 0, USAGE);
     const resolveMachine = await loadMachines(values.module);
-    const store = openReadOnly(values.db);
+    const store = StoreReader.open(values.db);
     const checks: Check[] = [];
     try {
       // One read transaction: every check sees the same state even while a server writes.
-      store.db.exec('BEGIN');
-      try {
-        const names = machineNames(store);
+      store.consistentRead(() => {
+        const names = store.knownMachineNames();
         checks.push(...integrity(store));
         checks.push(...snapshots(store, names));
-        const logBytes = store.db.prepare('SELECT coalesce(sum(size), 0) FROM request_log').pluck().get() as number;
-        const bar = progress('checking logs', logBytes, { unit: bytes });
+        const bar = progress('checking logs', store.logBytes(), { unit: bytes });
         try {
           for (const name of names) checks.push(log(store, name, bar));
         } finally {
           bar.done();
         }
         for (const name of names) checks.push(replay(store, name, resolveMachine));
-      } finally {
-        store.db.exec('COMMIT');
-      }
+      });
     } finally {
       store.close();
     }

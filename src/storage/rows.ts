@@ -1,0 +1,68 @@
+/** Row types: what the store writes and what its readers get back. */
+
+/** One machine's requests from one batch. */
+export interface LogGroup {
+  readonly machine: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly count: number;
+  /** CBOR sequence of the inputs, in order. */
+  readonly requests: Uint8Array;
+}
+
+export interface SnapshotMeta {
+  readonly id: number;
+  readonly machine: string;
+  readonly seq: number;
+  readonly stateVersion: number;
+  readonly takenAt: string;
+  readonly reason: string;
+  readonly size: number;
+  readonly checksum: string;
+  /** Why recovery quarantined this snapshot, or null if it is good. */
+  readonly rejected: string | null;
+}
+
+/** A snapshot with its state, for checking it (`ssm verify`). */
+export interface StoredSnapshot {
+  readonly id: number;
+  readonly seq: number;
+  readonly checksum: string;
+  readonly state: Uint8Array;
+}
+
+export interface LogRow {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** The count the row was written with: `ssm verify` checks it against the range and the blob. */
+  readonly count: number;
+  readonly loggedAt: string;
+  readonly requests: Uint8Array;
+}
+
+export interface FailedRequest {
+  readonly id: number;
+  readonly machine: string;
+  readonly afterSeq: number;
+  readonly failedAt: string;
+  readonly errorName: string;
+  readonly errorMessage: string;
+  readonly stack: string | null;
+  readonly input: Uint8Array | null;
+}
+
+export interface MachineRow {
+  readonly name: string;
+  readonly status: string;
+  readonly stateVersion: number;
+  readonly restarts: number;
+  readonly lastError: string | null;
+}
+
+/** One row of `PRAGMA foreign_key_check`: a reference to a parent row that does not exist. */
+export interface ForeignKeyViolation {
+  readonly table: string;
+  readonly rowid: number | null;
+  readonly parent: string;
+  readonly fkid: number;
+}

@@ -1,0 +1,54 @@
+import type { Database } from 'better-sqlite3';
+import { ConfigError } from '../errors.js';
+import type { LogGroup } from './rows.js';
+
+/**
+ * `full`: SQLite synchronous=FULL, a reply is released only after fsync; survives power loss.
+ * `normal`: synchronous=NORMAL in WAL mode; survives a crash of the process, but the last
+ * commits before a power failure or OS crash may be lost.
+ */
+export type Durability = 'full' | 'normal';
+
+/** Default database location, relative to the working directory. */
+export const DEFAULT_DB_PATH = 'storage/ssm.db';
+
+/** Test seams for fault injection; never set in production. */
+export interface StoreFaults {
+  /** Called inside the batch transaction, before it commits: throw to simulate an I/O error. */
+  beforeCommit?(groups: readonly LogGroup[]): void;
+  /** Called inside the snapshot transaction, before it commits. */
+  beforeSnapshotCommit?(machine: string, seq: number): void;
+  /**
+   * Called once the application's own connection is open and migrated, before any machine is
+   * restored: lets a test set per-connection limits such as `PRAGMA max_page_count` (disk full).
+   */
+  onOpen?(db: Database): void;
+}
+
+/** Options of the writer, {@link Store.open}. */
+export interface StoreOptions {
+  /**
+   * When a commit counts as durable. See {@link Durability}.
+   * @default 'full'
+   */
+  durability?: Durability;
+  /**
+   * Fault injection for tests.
+   * @default {} (no faults)
+   */
+  faults?: StoreFaults;
+}
+
+/** {@link StoreOptions} with every default applied. */
+export type ResolvedStoreOptions = Required<StoreOptions>;
+
+const DURABILITIES: readonly Durability[] = ['full', 'normal'];
+
+/** Applies the defaults (the one place they are applied) and validates; throws ConfigError. */
+export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
+  const durability = options.durability ?? 'full';
+  if (!DURABILITIES.includes(durability)) throw new ConfigError(`durability must be 'full' or 'normal', got ${String(durability)}`);
+  const faults = options.faults ?? {};
+  if (typeof faults !== 'object' || faults === null) throw new ConfigError('faults must be an object');
+  return { durability, faults };
+}

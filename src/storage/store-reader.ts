@@ -1,0 +1,169 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { checkSchemaReadable } from './migrations.js';
+import type { FailedRequest, ForeignKeyViolation, LogRow, MachineRow, SnapshotMeta, StoredSnapshot } from './rows.js';
+import { openDatabaseFile } from './sqlite.js';
+import { DEFAULT_DB_PATH } from './store-options.js';
+
+type LogTuple = [firstSeq: number, lastSeq: number, count: number, loggedAt: string, requests: Uint8Array];
+
+const LOG_COLUMNS = 'first_seq, last_seq, count, logged_at, requests';
+
+function prepareQueries(db: Database) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
+    snapshotState: p(`SELECT state FROM snapshots WHERE id = ?`).pluck(),
+    snapshotsWithState: p(`SELECT id, seq, checksum, state FROM snapshots WHERE machine = ? ORDER BY seq, id`),
+    snapshotCount: p(`SELECT count(*) FROM snapshots`).pluck(),
+    mostSnapshotsOfAMachine: p(`SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM snapshots GROUP BY machine)`).pluck(),
+    oldestSnapshotSeq: p(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck(),
+    logAfter: p(`SELECT ${LOG_COLUMNS} FROM request_log WHERE machine = ? AND last_seq > ? ORDER BY last_seq`).raw(),
+    wholeLog: p(`SELECT ${LOG_COLUMNS} FROM request_log WHERE machine = ? ORDER BY last_seq`).raw(),
+    firstLoggedSeq: p(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck(),
+    logBytesOf: p(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck(),
+    logBytes: p(`SELECT coalesce(sum(size), 0) FROM request_log`).pluck(),
+    lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0))`).pluck(),
+    machines: p(`SELECT name, status, state_version AS stateVersion, restarts, last_error AS lastError FROM machines ORDER BY name`),
+    knownMachineNames: p(`SELECT name FROM machines UNION SELECT machine FROM snapshots UNION SELECT machine FROM request_log ORDER BY 1`).pluck(),
+    failed: p(`SELECT id, machine, after_seq AS afterSeq, failed_at AS failedAt, error_name AS errorName, error_message AS errorMessage, stack, input FROM failed_requests WHERE (@machine IS NULL OR machine = @machine) ORDER BY id DESC LIMIT @limit`),
+  };
+}
+
+// The log is read as raw arrays, cheaper than objects on the replay path.
+function* logRows(rows: Iterable<unknown>): Generator<LogRow> {
+  for (const [firstSeq, lastSeq, count, loggedAt, requests] of rows as Iterable<LogTuple>) yield { firstSeq, lastSeq, count, loggedAt, requests };
+}
+
+/**
+ * Every read of the database: the request log, snapshots, failed requests and machine rows.
+ * {@link StoreReader.open} opens a file read-only for the CLI tools, which is safe while an
+ * application runs (WAL readers never block the writer); {@link Store} is the writer built on it.
+ * All methods are synchronous (better-sqlite3).
+ */
+export class StoreReader {
+  readonly db: Database;
+  readonly path: string;
+  protected closed = false;
+  private readonly queries: ReturnType<typeof prepareQueries>;
+
+  protected constructor(db: Database, path: string) {
+    this.db = db;
+    this.path = path;
+    this.queries = prepareQueries(db);
+  }
+
+  /** Opens an existing database for reading only (the CLI tools); safe while an application runs. */
+  static open(path: string = DEFAULT_DB_PATH): StoreReader {
+    const db = openDatabaseFile(path, 'read');
+    try {
+      checkSchemaReadable(db);
+      return new StoreReader(db, path);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `fn` inside one read transaction, so that every query it makes sees the same state even
+   * while a server snapshots and prunes meanwhile (a replay cannot lose its log half-way).
+   */
+  consistentRead<T>(fn: () => T): T {
+    this.db.exec('BEGIN');
+    try {
+      return fn();
+    } finally {
+      if (this.db.inTransaction) this.db.exec('COMMIT');
+    }
+  }
+
+  /** Snapshot metadata of a machine, newest first. */
+  snapshots(machine: string): SnapshotMeta[] {
+    return this.queries.snapshots.all(machine) as SnapshotMeta[];
+  }
+
+  /** The state bytes of a snapshot, or undefined if there is no snapshot with that id. */
+  snapshotState(id: number): Uint8Array | undefined {
+    return this.queries.snapshotState.get(id) as Uint8Array | undefined;
+  }
+
+  // The reads that iterate are generators, so a query runs only once the caller pulls: an open
+  // statement iterator keeps the connection busy, and a read asked for but never consumed must not.
+
+  /** Every snapshot of a machine with its state, oldest first, quarantined ones included. */
+  *iterateSnapshots(machine: string): Generator<StoredSnapshot> {
+    yield* this.queries.snapshotsWithState.iterate(machine) as Iterable<StoredSnapshot>;
+  }
+
+  /** How many snapshots the database holds, of all machines. */
+  snapshotCount(): number {
+    return this.queries.snapshotCount.get() as number;
+  }
+
+  /** The largest number of snapshots any one machine has (0 if none). */
+  mostSnapshotsOfAMachine(): number {
+    return this.queries.mostSnapshotsOfAMachine.get() as number;
+  }
+
+  /** The sequence number of a machine's oldest snapshot, quarantined ones included; null if none. */
+  oldestSnapshotSeq(machine: string): number | null {
+    return this.queries.oldestSnapshotSeq.get(machine) as number | null;
+  }
+
+  /** Log rows of a machine whose last_seq is after `afterSeq`, in order. */
+  *logAfter(machine: string, afterSeq: number): Generator<LogRow> {
+    yield* logRows(this.queries.logAfter.iterate(machine, afterSeq));
+  }
+
+  /** Every log row of a machine, in order, whatever its sequence numbers say (for checking them). */
+  *iterateLog(machine: string): Generator<LogRow> {
+    yield* logRows(this.queries.wholeLog.iterate(machine));
+  }
+
+  /** The first sequence number still in a machine's log (older ones were pruned); null if the log is empty. */
+  firstLoggedSeq(machine: string): number | null {
+    return this.queries.firstLoggedSeq.get(machine) as number | null;
+  }
+
+  /** Bytes of logged requests of one machine, or of all machines when `machine` is omitted. */
+  logBytes(machine?: string): number {
+    return (machine === undefined ? this.queries.logBytes.get() : this.queries.logBytesOf.get(machine)) as number;
+  }
+
+  /** The last durable sequence number of a machine (0 if none). */
+  lastSeq(machine: string): number {
+    return this.queries.lastSeq.get({ machine }) as number;
+  }
+
+  /** The rows of the machines table, by name. */
+  machines(): MachineRow[] {
+    return this.queries.machines.all() as MachineRow[];
+  }
+
+  /** Every machine the database knows of: the machines table plus any name found in its log or snapshots, sorted. */
+  knownMachineNames(): string[] {
+    return this.queries.knownMachineNames.all() as string[];
+  }
+
+  /** Recorded failed requests, newest first, of one machine or (null) all. */
+  failedRequests(machine: string | null = null, limit = 100): FailedRequest[] {
+    return this.queries.failed.all({ machine, limit }) as FailedRequest[];
+  }
+
+  /** SQLite's `PRAGMA integrity_check`: `['ok']`, or the problems it found. */
+  integrityCheck(): string[] {
+    return (this.db.pragma('integrity_check', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+  }
+
+  /** SQLite's `PRAGMA foreign_key_check`: every dangling reference (none in a sound database). */
+  foreignKeyCheck(): ForeignKeyViolation[] {
+    return this.db.pragma('foreign_key_check') as ForeignKeyViolation[];
+  }
+
+  /** Closes the database. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
