@@ -12,6 +12,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import net from 'node:net';
 import { startApplication, type App } from '../src/engine/application.js';
 import { decodeCbor, cbor } from '../src/encoding/cbor.js';
+import { assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
 import { parseUntrustedJson } from '../src/encoding/json.js';
 import { validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
 import { serve, type HttpEndpoint } from '../src/http/server.js';
@@ -74,7 +75,7 @@ test('fuzz the call endpoint: random and mutated CBOR and JSON bodies; 200 exact
       let expected: unknown = undefined;
       let accepted = false;
       try {
-        const input = validateKvInput(type === 'application/cbor' ? decodeCbor(bytes) : parseUntrustedJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes)));
+        const input = validateKvInput(type === 'application/cbor' ? (assertNoAmplifyingTags(bytes), decodeCbor(bytes)) : parseUntrustedJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes)));
         accepted = !(input.op === 'lookup' && input.key === 'crash');
         if (accepted) expected = applyModel(model, input);
       } catch {

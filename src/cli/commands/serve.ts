@@ -72,10 +72,11 @@ export async function run(argv: string[]): Promise<number> {
 async function serveUntilSignalled(db: string, durability: Durability, options: Omit<ServeOptions, 'app'>): Promise<number> {
   // Signals are caught from the start: one that arrives during recovery stops the server
   // gracefully as soon as it is up, instead of killing the process mid-start.
-  let onSignal!: (signal: NodeJS.Signals) => void;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  let onSignal!: (signal: string) => void;
+  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const orphanWatch = watchForOrphaning(onSignal);
   try {
     const app = await startApplication(kvTree(), { db, durability });
     let endpoint;
@@ -108,5 +109,22 @@ async function serveUntilSignalled(db: string, durability: Durability, options: 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    if (orphanWatch) clearInterval(orphanWatch);
   }
+}
+
+/**
+ * `npx ssm serve` runs us under `sh -c`: npm forwards SIGTERM to that shell, which dies without
+ * passing it on, and we would be left running (holding the port and the database lock) with no
+ * parent. So when npm started us, our parent going away means the same as SIGTERM. Not done
+ * otherwise: a server started with `nohup ... &` must outlive its shell.
+ */
+function watchForOrphaning(onOrphaned: (reason: string) => void): NodeJS.Timeout | null {
+  if (!process.env['npm_command']) return null;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) onOrphaned('SIGTERM (npm, our parent, exited)');
+  }, 200);
+  timer.unref();
+  return timer;
 }
