@@ -55,7 +55,10 @@ export function lineChart(spec: ChartSpec): string {
   const ph = H - m.t - m.b;
   const all = spec.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!spec.logY || y > 0));
   if (all.length === 0) return '';
-  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  // A baseline (one dashed point, drawn across) says nothing about where the data lies on x.
+  const data = spec.series.filter((s) => !(s.dashed && s.points.length === 1)).flatMap((s) => s.points).filter(([x]) => Number.isFinite(x) && (!spec.logX || x > 0));
+  const xs = (data.length > 0 ? data : all).map((p) => p[0]);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
   if (spec.logY) {
     y0 = 10 ** Math.floor(Math.log10(y0));
@@ -80,7 +83,7 @@ export function lineChart(spec: ChartSpec): string {
     out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${fy(t).toFixed(1)}" y2="${fy(t).toFixed(1)}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${m.l - 6}" y="${(fy(t) + 4).toFixed(1)}" text-anchor="end">${niceNum(t)}</text>`);
   }
-  const xt = spec.logX ? [...new Set(all.filter((p) => p[0] > 0).map((p) => p[0]))].sort((a, b) => a - b) : ticks(x0, x1, false);
+  const xt = spec.logX ? [...new Set(xs.filter((x) => x > 0))].sort((a, b) => a - b) : ticks(x0, x1, false);
   for (const t of xt) {
     out.push(`<line x1="${fx(t).toFixed(1)}" x2="${fx(t).toFixed(1)}" y1="${m.t}" y2="${m.t + ph}" stroke="#f0f0f0"/>`);
     out.push(`<text x="${fx(t).toFixed(1)}" y="${m.t + ph + 18}" text-anchor="middle">${niceNum(t)}</text>`);
@@ -88,6 +91,7 @@ export function lineChart(spec: ChartSpec): string {
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${m.l + pw / 2}" y="${H - 14}" text-anchor="middle">${esc(spec.xLabel)}</text>`);
   out.push(`<text transform="translate(18 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(spec.yLabel)}</text>`);
+  let ly = m.t + 10;
   spec.series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length]!;
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!spec.logY || y > 0));
@@ -99,12 +103,29 @@ export function lineChart(spec: ChartSpec): string {
       out.push(`<polyline fill="none" stroke="${c}" stroke-width="2"${dash} points="${pts.map(([x, y]) => `${fx(x).toFixed(1)},${fy(y).toFixed(1)}`).join(' ')}"/>`);
       for (const [x, y] of pts) out.push(`<circle cx="${fx(x).toFixed(1)}" cy="${fy(y).toFixed(1)}" r="3.5" fill="${c}"/>`);
     }
-    const ly = m.t + 10 + i * 20;
+    const lines = wrap(s.name, LEGEND_CHARS);
     out.push(`<line x1="${m.l + pw + 14}" x2="${m.l + pw + 40}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`);
-    out.push(`<text x="${m.l + pw + 46}" y="${ly + 4}">${esc(s.name)}</text>`);
+    out.push(`<text x="${m.l + pw + 46}" y="${ly + 4}">${lines.map((l, k) => `<tspan x="${m.l + pw + 46}" dy="${k === 0 ? 0 : 14}">${esc(l)}</tspan>`).join('')}</text>`);
+    ly += 6 + 14 * lines.length;
   });
   out.push('</svg>');
   return out.join('\n') + '\n';
+}
+
+/** Characters of a legend line that fit beside the plot (12 px sans-serif in m.r). */
+const LEGEND_CHARS = 26;
+
+/** Splits a legend label into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
 }
 
 function readJson(name: string): Record<string, any> | null {
