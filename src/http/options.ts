@@ -47,10 +47,24 @@ export interface ServeOptions {
    */
   keepAliveTimeoutMs?: number;
   /**
-   * Connections beyond this are refused (closed at once).
+   * Most connections open at once. A newcomer beyond it takes the place of the connection that
+   * has waited longest for its request headers (one that never completed a request's headers, or
+   * that started the next one; among equal waits the one that sent the fewest bytes), so slow
+   * clients (Slowloris) cannot lock others out; when no connection waits for headers (every one
+   * is in a request or idle keep-alive), the newcomer is refused (closed at once). Connections
+   * waiting for headers are still closed after `headersTimeoutMs`.
    * @default 256
    */
   maxConnections?: number;
+  /**
+   * Most connections open at once from one remote address (IPv4 address; IPv6 /64 prefix).
+   * Loopback counts as one address: behind a reverse proxy on the same host every client is
+   * 127.0.0.1, so set it to `maxConnections` there. A newcomer beyond it evicts a connection of
+   * its own address that waits for headers (as for `maxConnections`), else it is refused. At most
+   * `maxConnections`.
+   * @default half of `maxConnections`, at least 64 (and at most `maxConnections`): 128 by default
+   */
+  maxConnectionsPerAddress?: number;
   /**
    * Timeout of each machine call (504 after).
    * @default the application's `callTimeoutMs`
@@ -74,6 +88,7 @@ export interface ResolvedServeOptions {
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
   /** Passed to every machine call; empty leaves the application's own timeout in force. */
   readonly callOptions: CallOptions;
   readonly onInternalError: (err: unknown) => void;
@@ -102,6 +117,14 @@ export function resolveServeOptions(options: Omit<ServeOptions, 'app'>): Resolve
   const { token } = options;
   if (token !== undefined && token.length === 0) throw new ConfigError('token must not be empty');
   if (token !== undefined && /\s/.test(token)) throw new ConfigError('token must not contain white space (it could never match a Bearer header)');
+  const maxConnections = positiveInt('maxConnections', options.maxConnections ?? 256);
+  const maxConnectionsPerAddress =
+    options.maxConnectionsPerAddress === undefined
+      ? Math.min(maxConnections, Math.max(64, Math.ceil(maxConnections / 2)))
+      : positiveInt('maxConnectionsPerAddress', options.maxConnectionsPerAddress);
+  if (maxConnectionsPerAddress > maxConnections) {
+    throw new ConfigError(`maxConnectionsPerAddress (${maxConnectionsPerAddress}) must not exceed maxConnections (${maxConnections})`);
+  }
   return {
     host: options.host ?? '127.0.0.1',
     port,
@@ -111,7 +134,8 @@ export function resolveServeOptions(options: Omit<ServeOptions, 'app'>): Resolve
     headersTimeoutMs: positiveInt('headersTimeoutMs', options.headersTimeoutMs ?? 10_000),
     requestTimeoutMs: positiveInt('requestTimeoutMs', options.requestTimeoutMs ?? 30_000),
     keepAliveTimeoutMs: positiveInt('keepAliveTimeoutMs', options.keepAliveTimeoutMs ?? 5_000),
-    maxConnections: positiveInt('maxConnections', options.maxConnections ?? 256),
+    maxConnections,
+    maxConnectionsPerAddress,
     callOptions: options.callTimeoutMs === undefined ? {} : { timeoutMs: positiveInt('callTimeoutMs', options.callTimeoutMs) },
     onInternalError: options.onInternalError ?? logInternalError,
   };

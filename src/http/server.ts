@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { ConnectionTable } from './connections.js';
 import { resolveServeOptions, type ServeOptions } from './options.js';
 import { Router } from './routes.js';
 
@@ -35,15 +36,25 @@ export interface HttpEndpoint {
  * slow, 413 body too large, 415 unsupported media type, 500 machine crashed, 503 queue full
  * (with Retry-After), storage error or application stopped, 504 call timeout.
  *
+ * Connections: at most `maxConnections`, at most `maxConnectionsPerAddress` per address; a
+ * newcomer beyond a limit evicts the connection waiting longest for its request headers, and is
+ * refused only when none is waiting (see src/http/connections.ts).
+ *
  * @throws ConfigError for an invalid option (see {@link resolveServeOptions}), before listening.
  */
 export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
   const resolved = resolveServeOptions(options);
-  const { host, port, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections } = resolved;
+  const { host, port, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = resolved;
   const router = new Router(options.app, resolved);
+  // The connection cap is ours, not node's (server.maxConnections refuses every newcomer when
+  // full): a newcomer may take the place of a connection that is slow to send its headers.
+  const connections = new ConnectionTable<Socket>(resolved, (socket) => socket.bytesRead);
 
   let closing: Promise<void> | null = null;
   const onRequest = (expectContinue: boolean) => (req: IncomingMessage, res: ServerResponse): void => {
+    const { socket } = req;
+    connections.requestStarted(socket);
+    res.once('close', () => connections.requestEnded(socket));
     // A keep-alive connection that goes idle while the server is closing would hold close() open.
     res.once('finish', () => {
       if (closing) setImmediate(() => server.closeIdleConnections());
@@ -62,14 +73,22 @@ export async function serve(options: ServeOptions): Promise<HttpEndpoint> {
     },
     onRequest(false),
   );
-  server.maxConnections = maxConnections;
   server.on('checkContinue', onRequest(true));
   // Connections that never sent a byte are not "idle" to node:http, so closeIdleConnections()
   // leaves them, and one pre-connected client would hold close() for the whole grace time.
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
+    const admission = connections.admit(socket, socket.remoteAddress);
+    if (!admission.admit) {
+      socket.destroy();
+      return;
+    }
+    admission.evict?.destroy();
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      connections.remove(socket);
+    });
   });
   const closeSilent = (): void => {
     for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
