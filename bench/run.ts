@@ -36,6 +36,14 @@ async function main(): Promise<number> {
     process.stdout.write(`usage: npm run bench -- [--full] [--only ${Object.keys(SECTIONS).join(',')}] [--rounds N] [--seconds S]\n`);
     return 0;
   }
+  // `npm run bench --full` (no `--`) gives the flag to npm, which passes it on only as an
+  // environment variable: honour it rather than silently running the quick profile.
+  for (const flag of ['full', 'only', 'rounds', 'seconds'] as const) {
+    const fromNpm = process.env[`npm_config_${flag}`];
+    if (fromNpm === undefined || values[flag] !== undefined && values[flag] !== false) continue;
+    process.stderr.write(`bench: taking --${flag} from npm (write npm run bench -- --${flag} next time)\n`);
+    (values as Record<string, unknown>)[flag] = flag === 'full' ? fromNpm !== 'false' : fromNpm;
+  }
   const full = values.full ?? false;
   const profile: Profile = {
     full,
