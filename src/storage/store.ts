@@ -3,10 +3,12 @@ import type { Database, Statement } from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import { sha256 } from './checksum.js';
 import { crashPoint } from './crash-points.js';
+import { adoptPreviousWal } from './alias-wal.js';
 import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
+import { lockDatabaseFile, type FileLock } from './file-lock.js';
 import { migrate } from './migrations.js';
 import type { LogGroup, SnapshotMeta } from './rows.js';
-import { asStorageError, configureWriter, openDatabaseFile } from './sqlite.js';
+import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
 
@@ -39,12 +41,14 @@ export interface Pruned {
  */
 export class Store extends StoreReader {
   private readonly lockKey: string | null;
+  private readonly fileLock: FileLock | null;
   private readonly faults: StoreFaults;
   private readonly writes: ReturnType<typeof prepareWrites>;
 
-  private constructor(db: Database, path: string, lockKey: string | null, faults: StoreFaults) {
+  private constructor(db: Database, path: string, lockKey: string | null, fileLock: FileLock | null, faults: StoreFaults) {
     super(db, path);
     this.lockKey = lockKey;
+    this.fileLock = fileLock;
     this.faults = faults;
     this.writes = prepareWrites(db);
   }
@@ -55,24 +59,35 @@ export class Store extends StoreReader {
    */
   static override open(path: string = DEFAULT_DB_PATH, options: StoreOptions = {}): Store {
     const { durability, faults } = resolveStoreOptions(options);
-    const db = openDatabaseFile(path, 'write');
+    // The file lock comes first, before SQLite opens the file: it is what keeps out a writer
+    // using another name of the file, whose WAL this connection would never see.
+    let fileLock: FileLock | null = null;
+    if (path !== ':memory:') {
+      prepareWriterFile(path);
+      fileLock = lockDatabaseFile(path);
+    }
+    let db: Database | null = null;
     const key = path === ':memory:' ? null : realpathSync(path);
     let locked = false;
     try {
+      adoptPreviousWal(fileLock?.tookOverFrom ?? null, path);
+      db = openDatabaseFile(path, 'write');
       configureWriter(db, path, durability);
       // Refuse a live holder before touching the schema: a newer library must not migrate a
       // database another process is using.
       if (key) assertUnlocked(db, key);
-      asStorageError('migrating database', () => migrate(db));
+      const opened = db;
+      asStorageError('migrating database', () => migrate(opened), key ?? undefined);
       if (key) {
         acquireLock(db, key);
         locked = true;
       }
       faults.onOpen?.(db);
-      return new Store(db, path, key, faults);
+      return new Store(db, path, key, fileLock, faults);
     } catch (err) {
-      if (locked && key) releaseLock(db, key);
-      db.close();
+      if (locked && key && db) releaseLock(db, key);
+      db?.close();
+      fileLock?.release();
       throw err;
     }
   }
@@ -80,7 +95,7 @@ export class Store extends StoreReader {
   /** Runs a write as `what`, refusing it once the store is closed, with SQLite errors as StorageError. */
   private write<T>(what: string, fn: () => T): T {
     if (this.closed) throw new StorageError(`database ${this.path} is closed`);
-    return asStorageError(what, fn);
+    return asStorageError(what, fn, this.path);
   }
 
   /** Records machines of the tree (idempotent). */
@@ -198,5 +213,7 @@ export class Store extends StoreReader {
       // A checkpoint is an optimisation; the WAL is replayed by SQLite at next open anyway.
     }
     super.close();
+    // Last: until the connection is closed (and its WAL checkpointed), the file is still ours.
+    this.fileLock?.release();
   }
 }
