@@ -17,7 +17,8 @@ function prepareWrites(db: Database) {
   return {
     insertMachine: p(`INSERT INTO machines (name, status, state_version, created_at, updated_at) VALUES (?, 'new', ?, ?, ?) ON CONFLICT(name) DO NOTHING`),
     updateMachine: p(`UPDATE machines SET status = ?, state_version = ?, restarts = restarts + ?, last_error = coalesce(?, last_error), updated_at = ? WHERE name = ?`),
-    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    raiseDurableSeq: p(`UPDATE machines SET durable_seq = max(coalesce(durable_seq, 0), ?) WHERE name = ?`),
     insertSnapshot: p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     pruneSnapshots: p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
     dropRejected: p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NOT NULL`),
@@ -122,7 +123,8 @@ export class Store extends StoreReader {
     const now = new Date().toISOString();
     this.write('committing request log', () => {
       this.db.transaction(() => {
-        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests);
+        // One hash per machine per batch, over the blob already built: cheap next to the fsync.
+        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests));
         this.faults.beforeCommit?.(groups);
       })();
     });
@@ -139,6 +141,7 @@ export class Store extends StoreReader {
     return this.write(`writing snapshot of ${machine}`, () =>
       this.db.transaction(() => {
         const info = this.writes.insertSnapshot.run(machine, seq, stateVersion, takenAt, reason, state.byteLength, checksum, state);
+        this.writes.raiseDurableSeq.run(seq, machine);
         crashPoint('mid-snapshot');
         this.applyRetention(machine, keep, retainLog, false);
         this.faults.beforeSnapshotCommit?.(machine, seq);
@@ -203,9 +206,24 @@ export class Store extends StoreReader {
     this.db.exec('VACUUM');
   }
 
+  /**
+   * Records each machine's last durable seq as its high-water mark, so that a later recovery
+   * that reaches less (committed pages lost with a deleted -wal, say) is noticed.
+   */
+  private recordDurableSeqs(): void {
+    try {
+      this.db.transaction(() => {
+        for (const name of this.knownMachineNames()) this.writes.raiseDurableSeq.run(this.lastSeq(name), name);
+      })();
+    } catch {
+      // Best effort on the way out (a full disk, say): the mark only ever lags, never lies.
+    }
+  }
+
   /** Closes the database and releases the writer lock. Idempotent. */
   override close(): void {
     if (this.closed) return;
+    this.recordDurableSeqs();
     if (this.lockKey) releaseLock(this.db, this.lockKey);
     try {
       this.checkpointWal();
