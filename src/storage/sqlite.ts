@@ -74,7 +74,7 @@ export function openDatabaseFile(path: string, mode: 'read' | 'write'): Database
     const db = new BetterSqlite3(path, { readonly, fileMustExist: readonly });
     db.pragma('schema_version');
     return db;
-  }, path === ':memory:' ? undefined : resolve(path));
+  }, path === ':memory:' || readonly ? undefined : resolve(path));
 }
 
 /**
