@@ -3,10 +3,11 @@
  * CBOR, a broken b-tree page, and committed writes gone missing (a lost -wal). Each is refused at
  * start or reported by `ssm verify`, never served silently.
  */
-import { existsSync, openSync, readSync, statSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
+import type { LifecycleEvent } from '../src/engine/logger.js';
 import { RecoveryError } from '../src/errors.js';
 import { StoreReader } from '../src/storage/store-reader.js';
 import { runCli } from './helpers/cli.js';
@@ -66,20 +67,36 @@ test('one hash per machine group per batch: every log row carries a checksum', a
   raw.close();
 });
 
+/** Overwrites the page header of `table`'s root page with an invalid page type (the database must be closed). */
+function smashRootPage(db: string, table: string): void {
+  const raw = rawDb(db, false);
+  const root = raw.prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?').pluck().get(table) as number;
+  const pageSize = raw.pragma('page_size', { simple: true }) as number;
+  raw.close();
+  const fd = openSync(db, 'r+');
+  writeSync(fd, Buffer.from([0x07, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 0, 8, (root - 1) * pageSize);
+  closeSync(fd);
+}
+
+test('a broken page in a table recovery does not read: the application serves, and the background quick_check reports it loudly', async (t) => {
+  const db = tempDb(t);
+  await logOnly(db);
+  smashRootPage(db, 'failed_requests');
+  const events: LifecycleEvent[] = [];
+  const app = await startApplication(kvTree(), { db, logger: (e) => events.push(e) });
+  t.is(await app.call('kv1', { op: 'lookup', key: 'k1' }), 'hello1', 'serving meanwhile');
+  while (app.integrity.state === 'checking') await new Promise((r) => setTimeout(r, 20));
+  t.is(app.integrity.state, 'failed');
+  const failed = events.find((e) => e.type === 'integrity_failed');
+  t.true(failed?.type === 'integrity_failed' && failed.problems.some((p) => p.table === 'failed_requests'), JSON.stringify(failed));
+  await app.stop();
+});
+
 test('a broken b-tree page: ssm verify reports it against its table and still runs the other checks', async (t) => {
   const db = tempDb(t);
   await logOnly(db);
-  const raw = rawDb(db, false);
-  const root = raw.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'request_log'").pluck().get() as number;
-  const pageSize = raw.pragma('page_size', { simple: true }) as number;
-  raw.close();
   t.false(existsSync(`${db}-wal`) && statSync(`${db}-wal`).size > 0, 'clean: everything is in the .db');
-  // Overwrite the page header of request_log's root page with an invalid page type.
-  const fd = openSync(db, 'r+');
-  const header = Buffer.alloc(8);
-  readSync(fd, header, 0, 8, (root - 1) * pageSize);
-  writeSync(fd, Buffer.from([0x07, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 0, 8, (root - 1) * pageSize);
-  closeSync(fd);
+  smashRootPage(db, 'request_log');
 
   const report = await verify(db);
   t.false(report.ok);
@@ -96,6 +113,7 @@ test('a clean stop leaves nothing in the -wal, even with a reader connection ope
   t.teardown(() => reader.close());
   for (let i = 0; i < 50; i++) await app.call('kv1', { op: 'store', key: `k${i}`, value: 'x'.repeat(500) });
   t.true(reader.lastSeq('kv1') >= 50);
+  t.not(app.integrity.state, 'failed');
   await app.stop();
   t.true(!existsSync(`${db}-wal`) || statSync(`${db}-wal`).size === 0, `-wal is ${existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0} bytes`);
 });

@@ -6,12 +6,6 @@ export interface TableIntegrity {
   readonly problems: readonly string[];
 }
 
-interface SchemaEntry {
-  name: string;
-  tbl_name: string;
-  rootpage: number | null;
-}
-
 /**
  * Runs SQLite's integrity check and groups its messages by the table they concern, so a user
  * learns that `request_log` is damaged rather than only "database disk image is malformed".
@@ -36,6 +30,18 @@ export function integrityByTable(db: Database, quick = false): TableIntegrity[] 
   } catch {
     // The schema itself is unreadable: every message is reported against the file.
   }
+  return groupByTable(messages, schema);
+}
+
+/** One entry of sqlite_schema, as {@link groupByTable} needs it. */
+export interface SchemaEntry {
+  readonly name: string;
+  readonly tbl_name: string;
+  readonly rootpage: number | null;
+}
+
+/** Groups integrity-check messages by the table they concern (see {@link integrityByTable}). */
+export function groupByTable(messages: readonly string[], schema: readonly SchemaEntry[]): TableIntegrity[] {
   const byRoot = new Map(schema.filter((e) => e.rootpage).map((e) => [e.rootpage!, e]));
   const byName = new Map(schema.map((e) => [e.name, e]));
   const groups = new Map<string | null, string[]>();
