@@ -86,8 +86,18 @@ export class ApplicationStoppedError extends SsmError {
  * acknowledged; the machines involved were restored from storage.
  */
 export class StorageError extends SsmError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('STORAGE_ERROR', message, options);
+  constructor(message: string, options?: { cause?: unknown }, code = 'STORAGE_ERROR') {
+    super(code, message, options);
+  }
+}
+
+/**
+ * The database file, or its folder (where SQLite creates the `-wal` and `-shm` files), cannot be
+ * written: a writer cannot open it. Read-only tools (`ssm inspect`, `ssm verify`) still can.
+ */
+export class ReadOnlyDatabaseError extends StorageError {
+  constructor(readonly path: string, reason: string, options?: { cause?: unknown }) {
+    super(`database ${path} cannot be opened for writing: ${reason}. Make the file and its folder writable by this user (or open it with a read-only tool such as ssm inspect)`, options, 'DATABASE_READ_ONLY');
   }
 }
 

@@ -1,6 +1,7 @@
 import { ApplicationStoppedError, UnknownMachineError, describe } from '../errors.js';
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
 import type { SnapshotMeta } from '../storage/rows.js';
+import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '../storage/background-check.js';
 import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
@@ -69,6 +70,8 @@ export class App {
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 
+  private integrityCheck: BackgroundCheck | null = null;
+
   /** @internal */
   async start(): Promise<void> {
     try {
@@ -83,6 +86,22 @@ export class App {
     }
     this.admission.accepting = true;
     this.snapshots.start();
+    // After recovery, which may fail on its own terms first; in a worker, so serving starts now.
+    const path = this.persistence.path;
+    if (path !== ':memory:') {
+      this.integrityCheck = checkInBackground(path, (s) => {
+        if (s.state === 'failed') this.log({ type: 'integrity_failed', database: path, problems: s.problems });
+      });
+    }
+  }
+
+  /**
+   * The start-up integrity check (`PRAGMA quick_check`, run in a worker thread while the
+   * application serves): `checking`, `ok`, `failed` with the problems per table, or
+   * `not-checked`. For health reporting (e.g. /healthz).
+   */
+  get integrity(): IntegrityStatus {
+    return this.integrityCheck?.status ?? { state: 'not-checked', reason: 'in-memory database' };
   }
 
   /** Names of the machines, in start order. */
@@ -192,6 +211,8 @@ export class App {
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');
     this.admission.clear();
+    // Its read transaction would keep the close from emptying the WAL.
+    await this.integrityCheck?.cancel();
     this.persistence.close();
     this.log({ type: 'application_stopped', reason: result.reason === 'normal' ? 'normal' : reason });
     this.resolveStopped(result);

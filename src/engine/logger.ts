@@ -1,4 +1,5 @@
 import { describe } from '../errors.js';
+import type { TableIntegrity } from '../storage/integrity.js';
 import type { RecoveryReport } from '../storage/recovery.js';
 
 /** Lifecycle events, delivered to the `logger` option of {@link startApplication}. */
@@ -12,6 +13,7 @@ export type LifecycleEvent =
   | { readonly type: 'hook_failed'; readonly machine: string; readonly hook: 'onStart' | 'onTerminate'; readonly error: unknown }
   | { readonly type: 'snapshot_failed'; readonly machine: string; readonly error: unknown }
   | { readonly type: 'storage_failed'; readonly machines: readonly string[]; readonly error: unknown }
+  | { readonly type: 'integrity_failed'; readonly database: string; readonly problems: readonly TableIntegrity[] }
   | { readonly type: 'application_stopped'; readonly reason: string };
 
 export type Logger = (event: LifecycleEvent) => void;
@@ -45,6 +47,8 @@ export function formatEvent(e: LifecycleEvent): string {
       return `${e.machine} snapshot failed: ${describe(e.error)}`;
     case 'storage_failed':
       return `commit failed, batch rejected and ${e.machines.join(', ') || 'no machines'} restored from storage: ${describe(e.error)}`;
+    case 'integrity_failed':
+      return `DATABASE DAMAGED: ${e.database} failed PRAGMA quick_check (${e.problems.map((p) => `${p.table ?? 'file'}: ${p.problems.slice(0, 2).join('; ')}`).join(' | ')}); run ssm verify, and restore a backup`;
     case 'application_stopped':
       return `application stopped: ${e.reason}`;
   }

@@ -36,15 +36,23 @@ interface LockRow {
   acquired_at: string;
 }
 
+/**
+ * Whether the process a lock names may still hold it. Shared by the lock row and the lock file
+ * (file-lock.ts) so both judge a holder the same way.
+ */
+export function holderMayBeAlive(holder: { pid: number; host: string; identity: string }): boolean {
+  // A holder on another host cannot be checked from here: refuse rather than guess.
+  if (holder.host !== hostname()) return true;
+  const now = processIdentity(holder.pid);
+  if (now === null) return false;
+  // Alive, and either the same process or one whose start time cannot be read (hidepid): alive.
+  return now === holder.identity || now.endsWith(':?');
+}
+
 function holderIfAlive(db: Database, me: string): LockRow | null {
   const row = db.prepare('SELECT pid, host, identity, acquired_at FROM app_lock WHERE id = 1').get() as LockRow | undefined;
   if (!row || row.identity === me) return null;
-  // A holder on another host cannot be checked from here: refuse rather than guess.
-  if (row.host !== hostname()) return row;
-  const now = processIdentity(row.pid);
-  if (now === null) return null;
-  // Alive, and either the same process or one whose start time cannot be read (hidepid): alive.
-  return now === row.identity || now.endsWith(':?') ? row : null;
+  return holderMayBeAlive(row) ? row : null;
 }
 
 function tableExists(db: Database): boolean {

@@ -86,6 +86,10 @@ export function recoverState<S>(store: StoreReader, name: string, machine: AnyMa
     if (row.firstSeq > seq + 1) {
       throw new RecoveryError(name, seq + 1, `the request log has a gap: expected seq ${seq + 1}, next logged is ${row.firstSeq}${rejected.length ? ` (snapshots rejected: ${rejected.map((r) => `seq ${r.seq} ${r.reason}`).join('; ')})` : ''}`);
     }
+    // A changed byte can still be valid CBOR: only the checksum tells it from what was acknowledged.
+    if (row.checksum !== null && sha256(row.requests) !== row.checksum) {
+      throw new RecoveryError(name, row.firstSeq, `log entry ${row.firstSeq}..${row.lastSeq} in database ${store.path} fails its checksum: its requests were changed after they were written; nothing was replayed from it or deleted`);
+    }
     let inputs: unknown[];
     try {
       inputs = cbor.decodeMultiple(row.requests) as unknown[];
@@ -113,6 +117,12 @@ export function recoverState<S>(store: StoreReader, name: string, machine: AnyMa
   const durable = Math.min(store.lastSeq(name), uptoSeq);
   if (seq < durable) {
     throw new RecoveryError(name, seq + 1, `the request log has a gap: state can only be rebuilt up to seq ${seq} but seq ${durable} was durable${rejected.length ? ` (snapshots rejected: ${rejected.map((r) => `seq ${r.seq} ${r.reason}`).join('; ')}; the log they covered is gone)` : ''}`);
+  }
+  // The high-water mark is recorded at snapshots and clean closes, so it survives a lost -wal
+  // that took the newer log rows with it. Refused, not warned: acknowledged writes are missing.
+  const mark = Math.min(store.durableSeq(name) ?? 0, uptoSeq);
+  if (seq < mark) {
+    throw new RecoveryError(name, seq + 1, `database ${store.path} recorded seq ${mark} as durable, but state can only be rebuilt up to seq ${seq}: committed writes are missing (was the -wal file deleted, or the .db copied without it?). Nothing was deleted. Restore the -wal file or a backup; to accept the loss, run in sqlite3: UPDATE machines SET durable_seq = NULL WHERE name = '${name.replaceAll("'", "''")}'`);
   }
   const t3 = performance.now();
   const path = !base ? 'init' : rejected.length > 0 ? 'older-snapshot' : 'snapshot';

@@ -38,6 +38,8 @@ export interface LogRow {
   readonly count: number;
   readonly loggedAt: string;
   readonly requests: Uint8Array;
+  /** sha256 (hex) of `requests` as written; null for rows written before schema version 3 (not checked). */
+  readonly checksum: string | null;
 }
 
 export interface FailedRequest {
@@ -57,6 +59,8 @@ export interface MachineRow {
   readonly stateVersion: number;
   readonly restarts: number;
   readonly lastError: string | null;
+  /** The seq recorded durable at the last snapshot or clean close (null: not recorded). */
+  readonly durableSeq: number | null;
 }
 
 /** One row of `PRAGMA foreign_key_check`: a reference to a parent row that does not exist. */

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
-import { SchemaVersionError, StorageError } from '../errors.js';
+import { ReadOnlyDatabaseError, SchemaVersionError, StorageError } from '../errors.js';
 import type { Durability } from './store-options.js';
 
 /**
@@ -9,13 +9,56 @@ import type { Durability } from './store-options.js';
  * what was being done, so callers see one error class with the SQLite code in its message.
  * Errors this library already raised on purpose pass through unchanged.
  */
-export function asStorageError<T>(what: string, fn: () => T): T {
+export function asStorageError<T>(what: string, fn: () => T, path?: string): T {
   try {
     return fn();
   } catch (err) {
     if (err instanceof StorageError || err instanceof SchemaVersionError) throw err;
     const code = (err as { code?: string }).code;
+    // SQLite opens an unwritable file read-only without a word; the first write then fails.
+    if (path !== undefined && code?.startsWith('SQLITE_READONLY')) throw new ReadOnlyDatabaseError(path, `${what} failed (${code})`, { cause: err });
     throw new StorageError(`${what} failed${code ? ` (${code})` : ''}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Makes sure a writer can use `path` before SQLite touches it: creates its folder and an empty
+ * file (SQLite takes a 0-byte file as an empty database) so the file has an identity to lock,
+ * and refuses an unwritable file or folder up front. Otherwise SQLite would open the file
+ * read-only, create `-wal`/`-shm` next to it, and fail later with a bare "attempt to write a
+ * readonly database". (As root, access() says yes regardless; SQLite's own error is mapped too.)
+ */
+export function prepareWriterFile(path: string): void {
+  const absolute = resolve(path);
+  const dir = dirname(absolute);
+  const denied = (what: string) => (err: unknown): never => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new ReadOnlyDatabaseError(absolute, `${what} (${code})`, { cause: err });
+    throw new StorageError(`opening database ${absolute} failed (${code ?? 'error'}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  };
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    denied(`its folder ${dir} cannot be created`)(err);
+  }
+  if (existsSync(absolute)) {
+    try {
+      accessSync(absolute, constants.R_OK | constants.W_OK);
+    } catch (err) {
+      denied('the file is not writable')(err);
+    }
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    denied(`its folder ${dir} is not writable (SQLite creates the -wal and -shm files there)`)(err);
+  }
+  if (!existsSync(absolute)) {
+    try {
+      closeSync(openSync(absolute, 'a', 0o644));
+    } catch (err) {
+      denied('the file cannot be created')(err);
+    }
   }
 }
 
@@ -31,7 +74,7 @@ export function openDatabaseFile(path: string, mode: 'read' | 'write'): Database
     const db = new BetterSqlite3(path, { readonly, fileMustExist: readonly });
     db.pragma('schema_version');
     return db;
-  });
+  }, path === ':memory:' || readonly ? undefined : resolve(path));
 }
 
 /**
@@ -44,5 +87,5 @@ export function configureWriter(db: Database, path: string, durability: Durabili
     db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
-  });
+  }, path === ':memory:' ? undefined : resolve(path));
 }

@@ -1,12 +1,13 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { integrityByTable, type TableIntegrity } from './integrity.js';
 import { checkSchemaReadable } from './migrations.js';
 import type { FailedRequest, ForeignKeyViolation, LogRow, MachineRow, SnapshotMeta, StoredSnapshot } from './rows.js';
 import { openDatabaseFile } from './sqlite.js';
 import { DEFAULT_DB_PATH } from './store-options.js';
 
-type LogTuple = [firstSeq: number, lastSeq: number, count: number, loggedAt: string, requests: Uint8Array];
+type LogTuple = [firstSeq: number, lastSeq: number, count: number, loggedAt: string, requests: Uint8Array, checksum: string | null];
 
-const LOG_COLUMNS = 'first_seq, last_seq, count, logged_at, requests';
+const LOG_COLUMNS = 'first_seq, last_seq, count, logged_at, requests, checksum';
 
 function prepareQueries(db: Database) {
   const p = (sql: string): Statement => db.prepare(sql);
@@ -23,7 +24,8 @@ function prepareQueries(db: Database) {
     logBytesOf: p(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck(),
     logBytes: p(`SELECT coalesce(sum(size), 0) FROM request_log`).pluck(),
     lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0))`).pluck(),
-    machines: p(`SELECT name, status, state_version AS stateVersion, restarts, last_error AS lastError FROM machines ORDER BY name`),
+    machines: p(`SELECT name, status, state_version AS stateVersion, restarts, last_error AS lastError, durable_seq AS durableSeq FROM machines ORDER BY name`),
+    durableSeq: p(`SELECT durable_seq FROM machines WHERE name = ?`).pluck(),
     knownMachineNames: p(`SELECT name FROM machines UNION SELECT machine FROM snapshots UNION SELECT machine FROM request_log ORDER BY 1`).pluck(),
     failed: p(`SELECT id, machine, after_seq AS afterSeq, failed_at AS failedAt, error_name AS errorName, error_message AS errorMessage, stack, input FROM failed_requests WHERE (@machine IS NULL OR machine = @machine) ORDER BY id DESC LIMIT @limit`),
   };
@@ -31,7 +33,7 @@ function prepareQueries(db: Database) {
 
 // The log is read as raw arrays, cheaper than objects on the replay path.
 function* logRows(rows: Iterable<unknown>): Generator<LogRow> {
-  for (const [firstSeq, lastSeq, count, loggedAt, requests] of rows as Iterable<LogTuple>) yield { firstSeq, lastSeq, count, loggedAt, requests };
+  for (const [firstSeq, lastSeq, count, loggedAt, requests, checksum] of rows as Iterable<LogTuple>) yield { firstSeq, lastSeq, count, loggedAt, requests, checksum };
 }
 
 /**
@@ -73,7 +75,9 @@ export class StoreReader {
     try {
       return fn();
     } finally {
-      if (this.db.inTransaction) this.db.exec('COMMIT');
+      // Nothing to commit in a read transaction; ROLLBACK also ends one that a damaged page
+      // left in an error state, where COMMIT would throw "malformed" over the caller's result.
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
     }
   }
 
@@ -135,6 +139,11 @@ export class StoreReader {
     return this.queries.lastSeq.get({ machine }) as number;
   }
 
+  /** The high-water mark recorded for a machine at its last snapshot or clean close; null if none. */
+  durableSeq(machine: string): number | null {
+    return (this.queries.durableSeq.get(machine) as number | null | undefined) ?? null;
+  }
+
   /** The rows of the machines table, by name. */
   machines(): MachineRow[] {
     return this.queries.machines.all() as MachineRow[];
@@ -150,9 +159,9 @@ export class StoreReader {
     return this.queries.failed.all({ machine, limit }) as FailedRequest[];
   }
 
-  /** SQLite's `PRAGMA integrity_check`: `['ok']`, or the problems it found. */
-  integrityCheck(): string[] {
-    return (this.db.pragma('integrity_check', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+  /** SQLite's `PRAGMA integrity_check`, its problems grouped by table; empty when the database is sound. */
+  integrityByTable(): TableIntegrity[] {
+    return integrityByTable(this.db);
   }
 
   /** SQLite's `PRAGMA foreign_key_check`: every dangling reference (none in a sound database). */

@@ -3,10 +3,12 @@ import type { Database, Statement } from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import { sha256 } from './checksum.js';
 import { crashPoint } from './crash-points.js';
+import { adoptPreviousWal } from './alias-wal.js';
 import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
+import { lockDatabaseFile, type FileLock } from './file-lock.js';
 import { migrate } from './migrations.js';
 import type { LogGroup, SnapshotMeta } from './rows.js';
-import { asStorageError, configureWriter, openDatabaseFile } from './sqlite.js';
+import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
 
@@ -15,7 +17,8 @@ function prepareWrites(db: Database) {
   return {
     insertMachine: p(`INSERT INTO machines (name, status, state_version, created_at, updated_at) VALUES (?, 'new', ?, ?, ?) ON CONFLICT(name) DO NOTHING`),
     updateMachine: p(`UPDATE machines SET status = ?, state_version = ?, restarts = restarts + ?, last_error = coalesce(?, last_error), updated_at = ? WHERE name = ?`),
-    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    raiseDurableSeq: p(`UPDATE machines SET durable_seq = max(coalesce(durable_seq, 0), ?) WHERE name = ?`),
     insertSnapshot: p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     pruneSnapshots: p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
     dropRejected: p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NOT NULL`),
@@ -39,12 +42,14 @@ export interface Pruned {
  */
 export class Store extends StoreReader {
   private readonly lockKey: string | null;
+  private readonly fileLock: FileLock | null;
   private readonly faults: StoreFaults;
   private readonly writes: ReturnType<typeof prepareWrites>;
 
-  private constructor(db: Database, path: string, lockKey: string | null, faults: StoreFaults) {
+  private constructor(db: Database, path: string, lockKey: string | null, fileLock: FileLock | null, faults: StoreFaults) {
     super(db, path);
     this.lockKey = lockKey;
+    this.fileLock = fileLock;
     this.faults = faults;
     this.writes = prepareWrites(db);
   }
@@ -55,24 +60,35 @@ export class Store extends StoreReader {
    */
   static override open(path: string = DEFAULT_DB_PATH, options: StoreOptions = {}): Store {
     const { durability, faults } = resolveStoreOptions(options);
-    const db = openDatabaseFile(path, 'write');
+    // The file lock comes first, before SQLite opens the file: it is what keeps out a writer
+    // using another name of the file, whose WAL this connection would never see.
+    let fileLock: FileLock | null = null;
+    if (path !== ':memory:') {
+      prepareWriterFile(path);
+      fileLock = lockDatabaseFile(path);
+    }
+    let db: Database | null = null;
     const key = path === ':memory:' ? null : realpathSync(path);
     let locked = false;
     try {
+      adoptPreviousWal(fileLock?.tookOverFrom ?? null, path);
+      db = openDatabaseFile(path, 'write');
       configureWriter(db, path, durability);
       // Refuse a live holder before touching the schema: a newer library must not migrate a
       // database another process is using.
       if (key) assertUnlocked(db, key);
-      asStorageError('migrating database', () => migrate(db));
+      const opened = db;
+      asStorageError('migrating database', () => migrate(opened), key ?? undefined);
       if (key) {
         acquireLock(db, key);
         locked = true;
       }
       faults.onOpen?.(db);
-      return new Store(db, path, key, faults);
+      return new Store(db, path, key, fileLock, faults);
     } catch (err) {
-      if (locked && key) releaseLock(db, key);
-      db.close();
+      if (locked && key && db) releaseLock(db, key);
+      db?.close();
+      fileLock?.release();
       throw err;
     }
   }
@@ -80,7 +96,7 @@ export class Store extends StoreReader {
   /** Runs a write as `what`, refusing it once the store is closed, with SQLite errors as StorageError. */
   private write<T>(what: string, fn: () => T): T {
     if (this.closed) throw new StorageError(`database ${this.path} is closed`);
-    return asStorageError(what, fn);
+    return asStorageError(what, fn, this.path);
   }
 
   /** Records machines of the tree (idempotent). */
@@ -107,7 +123,8 @@ export class Store extends StoreReader {
     const now = new Date().toISOString();
     this.write('committing request log', () => {
       this.db.transaction(() => {
-        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests);
+        // One hash per machine per batch, over the blob already built: cheap next to the fsync.
+        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests));
         this.faults.beforeCommit?.(groups);
       })();
     });
@@ -124,6 +141,7 @@ export class Store extends StoreReader {
     return this.write(`writing snapshot of ${machine}`, () =>
       this.db.transaction(() => {
         const info = this.writes.insertSnapshot.run(machine, seq, stateVersion, takenAt, reason, state.byteLength, checksum, state);
+        this.writes.raiseDurableSeq.run(seq, machine);
         crashPoint('mid-snapshot');
         this.applyRetention(machine, keep, retainLog, false);
         this.faults.beforeSnapshotCommit?.(machine, seq);
@@ -188,9 +206,24 @@ export class Store extends StoreReader {
     this.db.exec('VACUUM');
   }
 
+  /**
+   * Records each machine's last durable seq as its high-water mark, so that a later recovery
+   * that reaches less (committed pages lost with a deleted -wal, say) is noticed.
+   */
+  private recordDurableSeqs(): void {
+    try {
+      this.db.transaction(() => {
+        for (const name of this.knownMachineNames()) this.writes.raiseDurableSeq.run(this.lastSeq(name), name);
+      })();
+    } catch {
+      // Best effort on the way out (a full disk, say): the mark only ever lags, never lies.
+    }
+  }
+
   /** Closes the database and releases the writer lock. Idempotent. */
   override close(): void {
     if (this.closed) return;
+    this.recordDurableSeqs();
     if (this.lockKey) releaseLock(this.db, this.lockKey);
     try {
       this.checkpointWal();
@@ -198,5 +231,7 @@ export class Store extends StoreReader {
       // A checkpoint is an optimisation; the WAL is replayed by SQLite at next open anyway.
     }
     super.close();
+    // Last: until the connection is closed (and its WAL checkpointed), the file is still ours.
+    this.fileLock?.release();
   }
 }

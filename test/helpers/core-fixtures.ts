@@ -124,6 +124,8 @@ export function eventLine(e: LifecycleEvent): string {
       return `snapshot_failed ${e.machine}`;
     case 'storage_failed':
       return `storage_failed ${e.machines.join(',')}`;
+    case 'integrity_failed':
+      return `integrity_failed`;
     case 'application_stopped':
       return `application_stopped`;
   }

@@ -13,10 +13,11 @@ export const summary = 'check a database: SQLite integrity, snapshot checksums, 
 const USAGE = `Usage: ssm verify [--db PATH] [--json] [--module PATH]
 
 Checks a database and prints one row per check; exits 1 if any check finds a problem:
-  integrity   PRAGMA integrity_check and foreign_key_check
+  integrity   PRAGMA integrity_check (problems per table) and foreign_key_check
   snapshots   every snapshot's sha256 checksum, and that its state decodes
   log         each machine's request log: rows contiguous (no gaps or overlaps), counts right,
-              every row decodes, and the log reaches back to the oldest snapshot
+              every row decodes and matches its checksum, the log reaches back to the oldest
+              snapshot, and no machine is below the seq recorded durable at its last clean close
   replay      a dry-run recovery of every machine (snapshot + replay through step), as a
               restart would do it, reaching the machine's last sequence number
 Read-only: safe while a server runs.
@@ -33,13 +34,26 @@ interface Check {
   detail: string;
 }
 
+/** Runs one check; a check that cannot even run (a damaged page, say) is itself a failed row, and the others go on. */
+function guarded(check: string, subject: string, fn: () => Check[]): Check[] {
+  try {
+    return fn();
+  } catch (err) {
+    return [{ check, subject, ok: false, detail: `could not check: ${describe(err)}` }];
+  }
+}
+
+const some = (list: readonly string[]): string => list.slice(0, 3).join('; ') + (list.length > 3 ? ` (+${list.length - 3} more)` : '');
+
 function integrity(store: StoreReader): Check[] {
-  const messages = store.integrityCheck();
-  const fk = store.foreignKeyCheck();
-  return [
-    { check: 'integrity', subject: 'database', ok: messages.length === 1 && messages[0] === 'ok', detail: messages.slice(0, 3).join('; ') + (messages.length > 3 ? ` (+${messages.length - 3} more)` : '') },
-    { check: 'foreign keys', subject: 'database', ok: fk.length === 0, detail: fk.length === 0 ? 'ok' : `${fk.length} dangling reference${fk.length === 1 ? '' : 's'}` },
-  ];
+  const damaged = guarded('integrity', 'database', () =>
+    store.integrityByTable().map((t) => ({ check: 'integrity', subject: t.table ?? 'database', ok: false, detail: some(t.problems) })),
+  );
+  const fk = guarded('foreign keys', 'database', () => {
+    const found = store.foreignKeyCheck();
+    return [{ check: 'foreign keys', subject: 'database', ok: found.length === 0, detail: found.length === 0 ? 'ok' : `${found.length} dangling reference${found.length === 1 ? '' : 's'}` }];
+  });
+  return [...(damaged.length ? damaged : [{ check: 'integrity', subject: 'database', ok: true, detail: 'ok' }]), ...fk];
 }
 
 function snapshots(store: StoreReader, names: readonly string[]): Check[] {
@@ -87,6 +101,7 @@ function log(store: StoreReader, name: string, bar: Progress): Check {
     first ??= r.firstSeq;
     const span = `${r.firstSeq}..${r.lastSeq}`;
     if (r.lastSeq < r.firstSeq || r.count !== r.lastSeq - r.firstSeq + 1) problems.push(`row ${span} says count ${r.count}`);
+    if (r.checksum !== null && sha256(r.requests) !== r.checksum) problems.push(`row ${span}: checksum mismatch`);
     if (prev !== null && r.firstSeq !== prev + 1) problems.push(r.firstSeq > prev + 1 ? `gap: seq ${prev + 1}..${r.firstSeq - 1} missing` : `overlap at seq ${r.firstSeq}`);
     try {
       const n = (cbor.decodeMultiple(r.requests) as unknown[]).length;
@@ -101,6 +116,10 @@ function log(store: StoreReader, name: string, bar: Progress): Check {
   // init when there is no snapshot: the log must reach back that far.
   const need = (oldestSnapshot ?? 0) + 1;
   if (first !== null && first > need) problems.push(`log starts at seq ${first} but recovery may need seq ${need}`);
+  // The mark recorded at snapshots and clean closes: below it, committed writes went missing (a lost -wal).
+  const mark = store.durableSeq(name);
+  const last = store.lastSeq(name);
+  if (mark !== null && last < mark) problems.push(`seq ${mark} was recorded durable but the database goes only to seq ${last} (a deleted -wal?)`);
   return {
     check: 'log',
     subject: name,
@@ -127,6 +146,14 @@ function replay(store: StoreReader, name: string, resolveMachine: MachineResolve
   }
 }
 
+function safeLogBytes(store: StoreReader): number {
+  try {
+    return store.logBytes();
+  } catch {
+    return 0; // only the progress bar's total: the log check itself reports the damage
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   return usageGuard('verify', async () => {
     const { values, positionals } = parseCommand(argv, { db: { type: 'string' }, json: { type: 'boolean' }, module: { type: 'string' } }, USAGE, false);
@@ -141,12 +168,13 @@ export async function run(argv: string[]): Promise<number> {
     try {
       // One read transaction: every check sees the same state even while a server writes.
       store.consistentRead(() => {
-        const names = store.knownMachineNames();
         checks.push(...integrity(store));
-        checks.push(...snapshots(store, names));
-        const bar = progress('checking logs', store.logBytes(), { unit: bytes });
+        let names: string[] = [];
+        checks.push(...guarded('machines', 'database', () => ((names = store.knownMachineNames()), [])));
+        checks.push(...guarded('snapshots', 'database', () => snapshots(store, names)));
+        const bar = progress('checking logs', safeLogBytes(store), { unit: bytes });
         try {
-          for (const name of names) checks.push(log(store, name, bar));
+          for (const name of names) checks.push(...guarded('log', name, () => [log(store, name, bar)]));
         } finally {
           bar.done();
         }
