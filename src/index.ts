@@ -10,7 +10,7 @@ export type { StatusNode, WorkerStatus, SupervisorStatus, SnapshotInfo } from '.
 export type { SnapshotPolicy } from './engine/snapshot-policy.js';
 export type { Durability } from './storage/store-options.js';
 export type { SnapshotMeta } from './storage/rows.js';
-export type { RecoveryReport } from './storage/recovery.js';
+export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';
 export { kvMachine, validateKvInput, type KvInput, type KvState, type KvTable } from './kv/kv-machine.js';
 export { serve, type HttpEndpoint } from './http/server.js';

@@ -6,7 +6,7 @@ import { startApplication, type App } from '../../src/engine/application.js';
 import type { ApplicationOptions } from '../../src/engine/options.js';
 import { cbor } from '../../src/encoding/cbor.js';
 import { KV_STATE_VERSION, kvMachine } from '../../src/kv/kv-machine.js';
-import type { RecoveryReport } from '../../src/storage/recovery.js';
+import type { RecoveryReport } from '../../src/storage/reports.js';
 import { ShardedMap } from '../../src/encoding/sharded-map.js';
 import type { LogGroup } from '../../src/storage/rows.js';
 import { Store } from '../../src/storage/store.js';

@@ -4,7 +4,7 @@
  * recovery report; and how snapshotEvery trades write throughput against recovery time.
  */
 import { join } from 'node:path';
-import type { RecoveryReport } from '../../src/storage/recovery.js';
+import type { RecoveryReport } from '../../src/storage/reports.js';
 import { fmt, fmtMs, log, printTable, removeDir, scratch, writeResult, type Profile } from '../lib/common.js';
 import { buildDb } from '../lib/kv.js';
 import { runChild } from '../lib/spawn.js';

@@ -1,6 +1,5 @@
 import { describe } from '../errors.js';
-import type { TableIntegrity } from '../storage/integrity.js';
-import type { RecoveryReport } from '../storage/recovery.js';
+import type { RecoveryReport, TableIntegrity } from '../storage/reports.js';
 
 /** Lifecycle events, delivered to the `logger` option of {@link startApplication}. */
 export type LifecycleEvent =

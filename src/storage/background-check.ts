@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { groupByTable, type SchemaEntry, type TableIntegrity } from './integrity.js';
+import { groupByTable, type SchemaEntry } from './integrity.js';
+import type { TableIntegrity } from './reports.js';
 
 /** The start-up integrity check's outcome so far. */
 export type IntegrityStatus =

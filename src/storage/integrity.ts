@@ -1,10 +1,5 @@
 import type { Database } from 'better-sqlite3';
-
-/** Problems `PRAGMA integrity_check` (or `quick_check`) found in one table, or in the file as a whole (`table` null). */
-export interface TableIntegrity {
-  readonly table: string | null;
-  readonly problems: readonly string[];
-}
+import type { TableIntegrity } from './reports.js';
 
 /**
  * Runs SQLite's integrity check and groups its messages by the table they concern, so a user

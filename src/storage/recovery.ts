@@ -2,35 +2,9 @@ import { cbor } from '../encoding/cbor.js';
 import { RecoveryError } from '../errors.js';
 import type { AnyMachine } from '../model/machine.js';
 import { sha256 } from './checksum.js';
+import type { Recovered, RecoveryReport } from './reports.js';
 import type { SnapshotMeta } from './rows.js';
 import type { StoreReader } from './store-reader.js';
-
-/** How a machine's state was rebuilt. */
-export interface RecoveryReport {
-  /** `snapshot`: the newest snapshot; `older-snapshot`: newer ones failed verification; `init`: no usable snapshot. */
-  readonly path: 'snapshot' | 'older-snapshot' | 'init';
-  /** Sequence number of the snapshot used (0 for init). */
-  readonly snapshotSeq: number;
-  readonly snapshotVersion: number | null;
-  /** The snapshot's state version when `migrate()` had to bring it to the machine's, else null. */
-  readonly migratedFrom: number | null;
-  /** The snapshot used, without its state (null for init). */
-  readonly snapshot: SnapshotMeta | null;
-  /** Snapshots skipped, with why. */
-  readonly rejected: readonly { readonly seq: number; readonly id: number; readonly reason: string }[];
-  /** Requests replayed from the log. */
-  readonly replayed: number;
-  /** Bytes of log replayed. */
-  readonly replayedBytes: number;
-  /** Sequence number the state now includes. */
-  readonly seq: number;
-  readonly ms: { readonly load: number; readonly migrate: number; readonly replay: number };
-}
-
-export interface Recovered<S> {
-  readonly state: S;
-  readonly report: RecoveryReport;
-}
 
 /**
  * The one place where "restore state for machine X" happens: at start, after a crash, after a

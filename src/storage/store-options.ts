@@ -1,4 +1,3 @@
-import type { Database } from 'better-sqlite3';
 import { ConfigError } from '../errors.js';
 import type { LogGroup } from './rows.js';
 
@@ -21,8 +20,9 @@ export interface StoreFaults {
   /**
    * Called once the application's own connection is open and migrated, before any machine is
    * restored: lets a test set per-connection limits such as `PRAGMA max_page_count` (disk full).
+   * `db` is the better-sqlite3 `Database`, typed `unknown` so the public types need no @types/better-sqlite3.
    */
-  onOpen?(db: Database): void;
+  onOpen?(db: unknown): void;
 }
 
 /** Options of the writer, {@link Store.open}. */

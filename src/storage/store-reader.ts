@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
-import { integrityByTable, type TableIntegrity } from './integrity.js';
+import { integrityByTable } from './integrity.js';
+import type { TableIntegrity } from './reports.js';
 import { checkSchemaReadable } from './migrations.js';
 import type { FailedRequest, ForeignKeyViolation, LogRow, MachineRow, SnapshotMeta, StoredSnapshot } from './rows.js';
 import { openDatabaseFile } from './sqlite.js';

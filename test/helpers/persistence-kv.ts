@@ -13,7 +13,7 @@ import type { ApplicationOptions } from '../../src/engine/options.js';
 import { kvMachine } from '../../src/kv/kv-machine.js';
 import type { LifecycleEvent } from '../../src/engine/logger.js';
 import type { AnyMachine } from '../../src/model/machine.js';
-import type { RecoveryReport } from '../../src/storage/recovery.js';
+import type { RecoveryReport } from '../../src/storage/reports.js';
 import type { StatusNode } from '../../src/engine/runtime-tree.js';
 import { supervisor, worker, type Strategy, type SupervisorSpec } from '../../src/model/tree.js';
 
