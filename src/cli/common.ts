@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.js';
+import { ConfigError, SsmError } from '../errors.js';
 import { intFlag } from './args.js';
 
 /**
@@ -12,7 +12,7 @@ export async function usageGuard(cmd: string, body: () => Promise<number>): Prom
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`ssm ${cmd}: ${err.message} [${err.code}]`);
-    return 2;
+    return EXIT.usage;
   }
 }
 
@@ -28,4 +28,19 @@ export function positiveFlag(name: string, value: string | undefined): number | 
   const n = intFlag(name, value);
   if (n === 0) throw new ConfigError(`--${name} must be at least 1`);
   return n;
+}
+
+/** The error code of a database written by another application (ForeignDatabaseError in machines.ts). */
+export const FOREIGN_DATABASE = 'FOREIGN_DATABASE';
+
+/**
+ * Exit codes of every command: 1 for a failure or a problem found, 2 for a usage error, 3 for a
+ * database whose machines are not the ones the CLI was given (not corruption: pass --module),
+ * 130 for an interrupt (Ctrl-C), as shells report a SIGINT death.
+ */
+export const EXIT = { failure: 1, usage: 2, foreign: 3, interrupted: 130 } as const;
+
+/** The exit code for an error that reached the dispatcher. */
+export function exitCodeFor(err: unknown): number {
+  return err instanceof SsmError && err.code === FOREIGN_DATABASE ? EXIT.foreign : EXIT.failure;
 }

@@ -1,4 +1,5 @@
 import { SsmError } from '../errors.js';
+import { exitCodeFor } from './common.js';
 
 /**
  * `ssm`: a dispatcher. Each command lives in `src/cli/<name>.ts` and exports
@@ -27,7 +28,13 @@ async function usage(): Promise<string> {
     }
     lines.push(`  ${name.padEnd(11)} ${summary}`);
   }
-  lines.push('', "Run 'ssm <command> --help' for a command's options.");
+  lines.push(
+    '',
+    "Run 'ssm <command> --help' for a command's options.",
+    '',
+    'Exit codes: 0 ok; 1 failure (or verify found a problem); 2 usage error; 3 the database was',
+    'written by another application (pass --module PATH); 130 interrupted (Ctrl-C).',
+  );
   return lines.join('\n');
 }
 
@@ -60,7 +67,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = err instanceof SsmError ? ` [${err.code}]` : '';
     console.error(`ssm ${cmd}: ${err instanceof Error ? err.message : String(err)}${code}`);
-    return 1;
+    return exitCodeFor(err);
   }
 }
 

@@ -2,7 +2,7 @@ import { parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes } from '../format.js';
 import { StoreReader } from '../../storage/store-reader.js';
-import { MODULE_HELP, loadMachines, requireMachine, startOffline } from '../machines.js';
+import { MODULE_HELP, loadMachines, refuseForeignDatabase, requireMachine, startOffline } from '../machines.js';
 
 export const summary = 'snapshot machines now (offline; a running server is checkpointed over HTTP)';
 
@@ -37,6 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       if (only !== undefined) requireMachine(reader, only);
       names = reader.knownMachineNames();
+      refuseForeignDatabase(reader, values.module, names);
       // Keep every existing snapshot: this command only adds.
       keep = reader.mostSnapshotsOfAMachine() + 1;
     } finally {

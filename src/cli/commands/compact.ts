@@ -4,7 +4,7 @@ import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes } from '../format.js';
-import { MODULE_HELP, loadMachines, startOffline } from '../machines.js';
+import { MODULE_HELP, loadMachines, refuseForeignDatabase, startOffline } from '../machines.js';
 import { SERVER_HINT } from './checkpoint.js';
 import { ConfigError } from '../../errors.js';
 
@@ -52,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     let names: string[];
     try {
       names = reader.knownMachineNames();
+      refuseForeignDatabase(reader, values.module, names);
     } finally {
       reader.close();
     }

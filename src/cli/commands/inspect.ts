@@ -6,7 +6,7 @@ import { positionalsAtMost, positiveFlag, usageGuard } from '../common.js';
 import { entryLines, stateText } from '../format.js';
 import { countText, moreText, pageMap, type PageOptions } from '../paging.js';
 import { toJsonValue } from '../../encoding/json.js';
-import { MODULE_HELP, loadMachines, rebuild, requireMachine } from '../machines.js';
+import { MODULE_HELP, loadMachines, rebuild, refuseForeignDatabase, requireMachine } from '../machines.js';
 
 export const summary = "show machines' current state (or as of a sequence number), decoded from snapshot + log";
 
@@ -86,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
         if (only !== undefined) requireMachine(store, only);
         const rows = new Map(store.machines().map((m) => [m.name, m]));
         const names = only !== undefined ? [only] : store.knownMachineNames();
+        refuseForeignDatabase(store, values.module, names);
         const out: Inspected[] = [];
         for (const name of names) {
           const machine = resolveMachine(name);
