@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ConfigError, SsmError } from '../errors.js';
 import { intFlag } from './args.js';
 
@@ -43,4 +45,24 @@ export const EXIT = { failure: 1, usage: 2, foreign: 3, interrupted: 130 } as co
 /** The exit code for an error that reached the dispatcher. */
 export function exitCodeFor(err: unknown): number {
   return err instanceof SsmError && err.code === FOREIGN_DATABASE ? EXIT.foreign : EXIT.failure;
+}
+
+/**
+ * Runs `body`, which may create the database at `db`, and says so on stderr ("created new
+ * database at ABSOLUTE_PATH") when it did: a mistyped --db must not pass silently. `body` gets
+ * the announcement to make it as soon as the database is open; otherwise it is made at the end.
+ */
+export async function announcingNewDatabase<T>(db: string, body: (announce: () => void) => Promise<T>): Promise<T> {
+  const existed = db === ':memory:' || existsSync(db);
+  let announced = false;
+  const announce = (): void => {
+    if (existed || announced || !existsSync(db)) return;
+    announced = true;
+    process.stderr.write(`[ssm] created new database at ${resolve(db)}\n`);
+  };
+  try {
+    return await body(announce);
+  } finally {
+    announce();
+  }
 }

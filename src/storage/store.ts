@@ -54,8 +54,8 @@ export class Store extends StoreReader {
    * the single-writer lock taken. Throws ConfigError for invalid options.
    */
   static override open(path: string = DEFAULT_DB_PATH, options: StoreOptions = {}): Store {
-    const { durability, faults } = resolveStoreOptions(options);
-    const db = openDatabaseFile(path, 'write');
+    const { durability, faults, create } = resolveStoreOptions(options);
+    const db = openDatabaseFile(path, 'write', create);
     const key = path === ':memory:' ? null : realpathSync(path);
     let locked = false;
     try {
