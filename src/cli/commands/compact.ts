@@ -4,6 +4,7 @@ import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
 import { bytes } from '../format.js';
+import { explainNothingPruned } from '../compact-explain.js';
 import { MODULE_HELP, loadMachines, refuseForeignDatabase, startOffline } from '../machines.js';
 import { SERVER_HINT } from './checkpoint.js';
 import { ConfigError } from '../../errors.js';
@@ -20,7 +21,9 @@ Needs the writer role: stop the server first.
 Options:
   --db PATH      database file (default storage/ssm.db)
   --keep N       snapshots kept per machine (default 2; older ones are fall-backs if the
-                 newest is ever corrupt)
+                 newest is ever corrupt). While a machine has fewer than N snapshots its whole
+                 log is kept (init stays a fall-back), so on a young database the default
+                 removes nothing: compact then says why, and --keep 1 is what frees the log
 ${MODULE_HELP}`;
 
 /** Bytes of a database file plus its WAL. */
@@ -81,6 +84,15 @@ export async function run(argv: string[]): Promise<number> {
     const after = sizeOnDisk(path);
     console.log(`pruned ${logRows} log row${logRows === 1 ? '' : 's'} and ${snapshots} old snapshot${snapshots === 1 ? '' : 's'}`);
     console.log(`size before: ${bytes(before)} (${before} bytes), after: ${bytes(after)} (${after} bytes), saved ${bytes(Math.max(0, before - after))}`);
+    if (logRows === 0 && snapshots === 0) {
+      // Read once the writer has closed, so the sizes are those of the file as it stays.
+      const explained = StoreReader.open(path);
+      try {
+        for (const line of explainNothingPruned(explained, names, keep, after)) console.log(line);
+      } finally {
+        explained.close();
+      }
+    }
     return 0;
   });
 }
