@@ -1,5 +1,6 @@
 import { SsmError } from '../errors.js';
 import { exitCodeFor } from './common.js';
+import { interruptible } from './interrupt.js';
 
 /**
  * `ssm`: a dispatcher. Each command lives in `src/cli/<name>.ts` and exports
@@ -62,8 +63,11 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`ssm: unknown command '${cmd}'\n\n${await usage()}`);
     return 2;
   }
+  // Commands that may hold the writer role (or run long) say what Ctrl-C left behind.
+  const INTERRUPTIBLE: readonly string[] = ['verify', 'checkpoint', 'compact'];
   try {
-    return await (await load(cmd as CommandName)).run(rest);
+    const command = await load(cmd as CommandName);
+    return INTERRUPTIBLE.includes(cmd) ? await interruptible(cmd, () => command.run(rest)) : await command.run(rest);
   } catch (err) {
     const code = err instanceof SsmError ? ` [${err.code}]` : '';
     console.error(`ssm ${cmd}: ${err instanceof Error ? err.message : String(err)}${code}`);

@@ -1,5 +1,6 @@
 import { parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
+import { releaseOnInterrupt } from '../interrupt.js';
 import { bytes } from '../format.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { MODULE_HELP, loadMachines, refuseForeignDatabase, requireMachine, startOffline } from '../machines.js';
@@ -47,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(`no machines in ${reader.path}`);
       return 0;
     }
-    const app = await startOffline(reader.path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep, retainLog: true });
+    const app = await releaseOnInterrupt(startOffline(reader.path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep, retainLog: true }), (started) => started.stop());
     try {
       const written = await app.checkpoint(only);
       const byName = new Map(written.map((s) => [s.machine, s]));

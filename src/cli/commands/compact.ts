@@ -3,6 +3,7 @@ import { Store } from '../../storage/store.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
+import { releaseOnInterrupt } from '../interrupt.js';
 import { bytes } from '../format.js';
 import { explainNothingPruned } from '../compact-explain.js';
 import { MODULE_HELP, loadMachines, refuseForeignDatabase, startOffline } from '../machines.js';
@@ -62,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     const before = sizeOnDisk(path);
 
     if (names.length > 0) {
-      const app = await startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep });
+      const app = await releaseOnInterrupt(startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep }), (started) => started.stop());
       try {
         const written = await app.checkpoint();
         console.log(`snapshots written: ${written.length} (machines already up to date: ${names.length - written.length})`);
@@ -71,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
 
-    const store = Store.open(path);
+    const store = await releaseOnInterrupt(Promise.resolve(Store.open(path)), (opened) => opened.close());
     let logRows = 0;
     let snapshots = 0;
     try {
