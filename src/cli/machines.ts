@@ -2,12 +2,14 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startApplication, type App } from '../engine/application.js';
 import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from '../errors.js';
-import { kvMachine } from '../kv/kv-machine.js';
+import { cbor } from '../encoding/cbor.js';
+import { kvMachine, migrateKvState, validateKvInput } from '../kv/kv-machine.js';
 import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
 import { recoverState } from '../storage/recovery.js';
 import type { Recovered } from '../storage/reports.js';
 import type { StoreReader } from '../storage/store-reader.js';
 import { supervisor, worker } from '../model/tree.js';
+import { FOREIGN_DATABASE } from './common.js';
 import { bytes } from './format.js';
 import { progress } from './progress.js';
 
@@ -17,7 +19,8 @@ export const MODULE_HELP = `  --module PATH  ES module with the machine definiti
                  { name: machine } or a function (name) => machine, where a machine comes
                  from defineMachine(). Without it, every machine is read as the KV store
                  (kvMachine() from the examples). Replay runs each machine's step, so the
-                 definitions must be the ones that wrote the database.`;
+                 definitions must be the ones that wrote the database. A database whose
+                 machines are plainly not KV stores is refused without it (exit code 3).`;
 
 /** Finds the definition of a machine by its name; throws ConfigError when there is none. */
 export type MachineResolver = (name: string) => AnyMachine;
@@ -65,6 +68,68 @@ export async function loadMachines(modulePath?: string): Promise<MachineResolver
     };
   }
   throw new ConfigError(`${source} must export default (or \`machines\`) as an object { name: machine } or a function (name) => machine`);
+}
+
+/** The machines of a database are plainly not KV stores, and no --module was given (exit code 3). */
+export class ForeignDatabaseError extends SsmError {
+  constructor(path: string, reasons: readonly string[]) {
+    super(FOREIGN_DATABASE, `${reasons.join('; ')}; the database ${path} was written by another application (ssm reads machines as the KV store unless told otherwise): pass --module PATH with its machine definitions`);
+  }
+}
+
+// A snapshot this small is decoded to check it; a bigger one only by its first byte.
+const SNIFF_DECODE_BYTES = 1 << 20;
+
+/** CBOR major type 5 (a map: a plain object) or 6 (a tag: Map, ShardedMap) can be a KV state. */
+function couldBeKvState(bytes: Uint8Array): boolean {
+  const major = (bytes[0] ?? 0) >> 5;
+  if (major !== 5 && major !== 6) return false;
+  if (bytes.byteLength > SNIFF_DECODE_BYTES) return true;
+  try {
+    migrateKvState(cbor.decode(bytes));
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Why `name` is plainly not a KV store, or null when it may be one. Looks at the newest snapshot
+ * and the first logged requests only, so it is cheap; what does not decode at all is left to the
+ * checks that report corruption.
+ */
+function notKvReason(store: StoreReader, name: string): string | null {
+  const newest = store.snapshots(name).find((s) => s.rejected === null);
+  const bytes = newest && store.snapshotState(newest.id);
+  if (bytes && bytes.byteLength > 0 && !couldBeKvState(bytes)) return `${name}: not a KV store state`;
+  for (const row of store.logAfter(name, 0)) {
+    let inputs: unknown[];
+    try {
+      inputs = cbor.decodeMultiple(row.requests) as unknown[];
+    } catch {
+      return null;
+    }
+    for (const input of inputs.slice(0, 16)) {
+      try {
+        validateKvInput(input);
+      } catch {
+        return `${name}: its logged requests are not KV store requests`;
+      }
+    }
+    break;
+  }
+  return null;
+}
+
+/**
+ * Throws {@link ForeignDatabaseError} when the CLI reads the database with its default
+ * machines (no `--module`) and some machine in it is plainly not a KV store, which would
+ * otherwise surface as a replay or migrate() failure that reads like corruption.
+ */
+export function refuseForeignDatabase(store: StoreReader, modulePath: string | undefined, names: readonly string[] = store.knownMachineNames()): void {
+  if (modulePath !== undefined) return;
+  const reasons = names.map((n) => notKvReason(store, n)).filter((r): r is string => r !== null);
+  if (reasons.length > 0) throw new ForeignDatabaseError(store.path, reasons);
 }
 
 /** Throws UnknownMachineError (listing the known ones) unless `name` is in the database. */

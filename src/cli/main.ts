@@ -1,4 +1,6 @@
 import { SsmError } from '../errors.js';
+import { exitCodeFor } from './common.js';
+import { interruptible } from './interrupt.js';
 
 /**
  * `ssm`: a dispatcher. Each command lives in `src/cli/<name>.ts` and exports
@@ -27,7 +29,13 @@ async function usage(): Promise<string> {
     }
     lines.push(`  ${name.padEnd(11)} ${summary}`);
   }
-  lines.push('', "Run 'ssm <command> --help' for a command's options.");
+  lines.push(
+    '',
+    "Run 'ssm <command> --help' for a command's options.",
+    '',
+    'Exit codes: 0 ok; 1 failure (or verify found a problem); 2 usage error; 3 the database was',
+    'written by another application (pass --module PATH); 130 interrupted (Ctrl-C).',
+  );
   return lines.join('\n');
 }
 
@@ -55,12 +63,15 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`ssm: unknown command '${cmd}'\n\n${await usage()}`);
     return 2;
   }
+  // Commands that may hold the writer role (or run long) say what Ctrl-C left behind.
+  const INTERRUPTIBLE: readonly string[] = ['verify', 'checkpoint', 'compact'];
   try {
-    return await (await load(cmd as CommandName)).run(rest);
+    const command = await load(cmd as CommandName);
+    return INTERRUPTIBLE.includes(cmd) ? await interruptible(cmd, () => command.run(rest)) : await command.run(rest);
   } catch (err) {
     const code = err instanceof SsmError ? ` [${err.code}]` : '';
     console.error(`ssm ${cmd}: ${err instanceof Error ? err.message : String(err)}${code}`);
-    return 1;
+    return exitCodeFor(err);
   }
 }
 

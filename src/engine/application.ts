@@ -51,7 +51,7 @@ export class App {
     for (const w of this.order) this.workers.set(w.name, w);
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     const isEnded = (): boolean => this.ended;
-    const store = Store.open(o.db, { durability: o.durability, faults: o.faults });
+    const store = Store.open(o.db, { durability: o.durability, create: o.create, faults: o.faults });
     this.persistence = new Persistence(store, o.snapshot, this.log, this.metrics);
     try {
       this.persistence.registerMachines(this.order);

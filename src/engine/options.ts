@@ -11,6 +11,11 @@ export interface ApplicationOptions {
    */
   db?: string;
   /**
+   * Create the database when it does not exist; `false` refuses (StorageError, nothing created).
+   * @default true
+   */
+  create?: boolean;
+  /**
    * `'full'`: a reply is released only after fsync. See {@link Durability}.
    * @default 'full'
    */
@@ -62,6 +67,7 @@ export interface CallOptions {
 export interface ResolvedApplicationOptions {
   readonly db: string;
   readonly durability: Durability;
+  readonly create: boolean;
   readonly queueCapacity: number;
   readonly maxBatch: number;
   readonly callTimeoutMs: number;
@@ -79,7 +85,7 @@ function positiveInteger(name: string, value: number): number {
 
 /** Applies the defaults documented on {@link ApplicationOptions}, in this one place. */
 export function resolveApplicationOptions(options: ApplicationOptions = {}): ResolvedApplicationOptions {
-  const { durability, faults } = resolveStoreOptions(options);
+  const { durability, create, faults } = resolveStoreOptions(options);
   const callTimeoutMs = options.callTimeoutMs ?? 5000;
   if (typeof callTimeoutMs !== 'number' || !(callTimeoutMs > 0)) throw new ConfigError(`callTimeoutMs must be > 0 (Infinity for none), got ${String(callTimeoutMs)}`);
   const db = options.db ?? DEFAULT_DB_PATH;
@@ -89,6 +95,7 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
   return {
     db,
     durability,
+    create,
     queueCapacity: positiveInteger('queueCapacity', options.queueCapacity ?? 1024),
     maxBatch: positiveInteger('maxBatch', options.maxBatch ?? 512),
     callTimeoutMs,

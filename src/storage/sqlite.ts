@@ -63,15 +63,19 @@ export function prepareWriterFile(path: string): void {
 }
 
 /**
- * Opens a database file. For writing, its folder is created; for reading, the file must exist.
- * Either way a file that is not SQLite at all is refused here, with a clear message.
+ * Opens a database file. For writing, the file and its folder are created unless `create` is
+ * false (a writer's file is already made by {@link prepareWriterFile}); for reading, the file
+ * must exist. Either way a file that is not SQLite at all is refused here, with a clear message.
  */
-export function openDatabaseFile(path: string, mode: 'read' | 'write'): Database {
+export function openDatabaseFile(path: string, mode: 'read' | 'write', create = true): Database {
   const readonly = mode === 'read';
   return asStorageError(`opening database ${path}`, () => {
+    // A mistyped path must not pass silently: say where we looked, absolutely, and that nothing was made.
+    const missing = path !== ':memory:' && !existsSync(path);
+    if (missing && readonly) throw new StorageError(`no database at ${resolve(path)} (nothing was created; check the path)`);
+    if (missing && !create) throw new StorageError(`no database at ${resolve(path)}, and create is false: nothing was created`);
     if (path !== ':memory:' && !readonly) mkdirSync(dirname(resolve(path)), { recursive: true });
-    if (readonly && path !== ':memory:' && !existsSync(path)) throw new StorageError(`no database at ${path}`);
-    const db = new BetterSqlite3(path, { readonly, fileMustExist: readonly });
+    const db = new BetterSqlite3(path, { readonly, fileMustExist: readonly || !create });
     db.pragma('schema_version');
     return db;
   }, path === ':memory:' || readonly ? undefined : resolve(path));

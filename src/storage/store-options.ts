@@ -33,6 +33,12 @@ export interface StoreOptions {
    */
   durability?: Durability;
   /**
+   * Create the database file (and its folder) when it does not exist; `false` refuses with a
+   * StorageError and creates nothing, so that a mistyped path cannot start an empty database.
+   * @default true
+   */
+  create?: boolean;
+  /**
    * Fault injection for tests.
    * @default {} (no faults)
    */
@@ -50,5 +56,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   if (!DURABILITIES.includes(durability)) throw new ConfigError(`durability must be 'full' or 'normal', got ${String(durability)}`);
   const faults = options.faults ?? {};
   if (typeof faults !== 'object' || faults === null) throw new ConfigError('faults must be an object');
-  return { durability, faults };
+  const create = options.create ?? true;
+  if (typeof create !== 'boolean') throw new ConfigError('create must be a boolean');
+  return { durability, create, faults };
 }

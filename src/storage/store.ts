@@ -1,4 +1,5 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import { sha256 } from './checksum.js';
@@ -59,11 +60,12 @@ export class Store extends StoreReader {
    * the single-writer lock taken. Throws ConfigError for invalid options.
    */
   static override open(path: string = DEFAULT_DB_PATH, options: StoreOptions = {}): Store {
-    const { durability, faults } = resolveStoreOptions(options);
+    const { durability, faults, create } = resolveStoreOptions(options);
     // The file lock comes first, before SQLite opens the file: it is what keeps out a writer
     // using another name of the file, whose WAL this connection would never see.
     let fileLock: FileLock | null = null;
     if (path !== ':memory:') {
+      if (!create && !existsSync(path)) throw new StorageError(`no database at ${resolve(path)}, and create is false: nothing was created`);
       prepareWriterFile(path);
       fileLock = lockDatabaseFile(path);
     }

@@ -1,8 +1,9 @@
 import { parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
+import { releaseOnInterrupt } from '../interrupt.js';
 import { bytes } from '../format.js';
 import { StoreReader } from '../../storage/store-reader.js';
-import { MODULE_HELP, loadMachines, requireMachine, startOffline } from '../machines.js';
+import { MODULE_HELP, loadMachines, refuseForeignDatabase, requireMachine, startOffline } from '../machines.js';
 
 export const summary = 'snapshot machines now (offline; a running server is checkpointed over HTTP)';
 
@@ -37,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       if (only !== undefined) requireMachine(reader, only);
       names = reader.knownMachineNames();
+      refuseForeignDatabase(reader, values.module, names);
       // Keep every existing snapshot: this command only adds.
       keep = reader.mostSnapshotsOfAMachine() + 1;
     } finally {
@@ -46,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(`no machines in ${reader.path}`);
       return 0;
     }
-    const app = await startOffline(reader.path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep, retainLog: true });
+    const app = await releaseOnInterrupt(startOffline(reader.path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep, retainLog: true }), (started) => started.stop());
     try {
       const written = await app.checkpoint(only);
       const byName = new Map(written.map((s) => [s.machine, s]));

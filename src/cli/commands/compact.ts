@@ -3,8 +3,10 @@ import { Store } from '../../storage/store.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
 import { positionalsAtMost, usageGuard } from '../common.js';
+import { releaseOnInterrupt } from '../interrupt.js';
 import { bytes } from '../format.js';
-import { MODULE_HELP, loadMachines, startOffline } from '../machines.js';
+import { explainNothingPruned } from '../compact-explain.js';
+import { MODULE_HELP, loadMachines, refuseForeignDatabase, startOffline } from '../machines.js';
 import { SERVER_HINT } from './checkpoint.js';
 import { ConfigError } from '../../errors.js';
 
@@ -20,7 +22,9 @@ Needs the writer role: stop the server first.
 Options:
   --db PATH      database file (default storage/ssm.db)
   --keep N       snapshots kept per machine (default 2; older ones are fall-backs if the
-                 newest is ever corrupt)
+                 newest is ever corrupt). While a machine has fewer than N snapshots its whole
+                 log is kept (init stays a fall-back), so on a young database the default
+                 removes nothing: compact then says why, and --keep 1 is what frees the log
 ${MODULE_HELP}`;
 
 /** Bytes of a database file plus its WAL. */
@@ -52,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     let names: string[];
     try {
       names = reader.knownMachineNames();
+      refuseForeignDatabase(reader, values.module, names);
     } finally {
       reader.close();
     }
@@ -59,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     let newSnapshotBytes = 0;
 
     if (names.length > 0) {
-      const app = await startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep });
+      const app = await releaseOnInterrupt(startOffline(path, names, resolveMachine, SERVER_HINT, { keepSnapshots: keep }), (started) => started.stop());
       try {
         const written = await app.checkpoint();
         newSnapshotBytes = written.reduce((n, w) => n + w.size, 0);
@@ -69,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
 
-    const store = Store.open(path);
+    const store = await releaseOnInterrupt(Promise.resolve(Store.open(path)), (opened) => opened.close());
     let logRows = 0;
     let snapshots = 0;
     try {
@@ -85,6 +90,15 @@ export async function run(argv: string[]): Promise<number> {
     // Not a leak: the retention rule keeps the newest --keep snapshots, so a machine that had
     // fewer keeps its old ones (and their log) beside the one compact just wrote.
     if (after > before) console.log(`grew by ${bytes(after - before)}: the snapshots just written (${bytes(newSnapshotBytes)}) are kept beside the older ones until a machine has more than --keep ${keep}; nothing older could be pruned yet`);
+    if (logRows === 0 && snapshots === 0) {
+      // Read once the writer has closed, so the sizes are those of the file as it stays.
+      const explained = StoreReader.open(path);
+      try {
+        for (const line of explainNothingPruned(explained, names, keep, after)) console.log(line);
+      } finally {
+        explained.close();
+      }
+    }
     return 0;
   });
 }

@@ -1,6 +1,7 @@
 import { runDemo } from '../../kv/demo.js';
 import { parseCommand } from '../args.js';
-import { usageGuard } from '../common.js';
+import { announcingNewDatabase, usageGuard } from '../common.js';
+import { DEFAULT_DB_PATH } from '../../storage/store-options.js';
 
 export const summary = 'crash kv2 on purpose and watch it recover x = 1 from its log';
 
@@ -8,7 +9,8 @@ const USAGE = `Usage: ssm demo [--db PATH]
 
 Runs the demo on the KV tree one_for_one[kv1, rest_for_one[kv2, kv3]]: stores x = 1 in
 kv2, crashes kv2 on purpose, and shows that the restarted kv2 still answers x = 1 (recovered
-from its request log). Run it twice: the second run starts from the first run's data.
+from its request log). Run it twice: the second run starts from the first run's data. When
+--db names no existing file, a new database is created and stderr says so.
 
 Options:
   --db PATH   database file (default storage/ssm.db)`;
@@ -20,7 +22,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    await runDemo({ db: values.db });
+    const db = values.db ?? DEFAULT_DB_PATH;
+    await announcingNewDatabase(db, () => runDemo({ db }));
     return 0;
   });
 }

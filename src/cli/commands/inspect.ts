@@ -2,14 +2,15 @@ import { isMapLike } from '../../encoding/sharded-map.js';
 import { ConfigError, RecoveryError, SsmError } from '../../errors.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { intFlag, parseCommand } from '../args.js';
-import { positionalsAtMost, usageGuard } from '../common.js';
-import { stateText } from '../format.js';
+import { positionalsAtMost, positiveFlag, usageGuard } from '../common.js';
+import { entryLines, stateText } from '../format.js';
+import { countText, moreText, pageMap, type PageOptions } from '../paging.js';
 import { toJsonValue } from '../../encoding/json.js';
-import { MODULE_HELP, loadMachines, rebuild, requireMachine } from '../machines.js';
+import { MODULE_HELP, loadMachines, rebuild, refuseForeignDatabase, requireMachine } from '../machines.js';
 
 export const summary = "show machines' current state (or as of a sequence number), decoded from snapshot + log";
 
-const USAGE = `Usage: ssm inspect [--db PATH] [MACHINE] [--at SEQ] [--json] [--module PATH]
+const USAGE = `Usage: ssm inspect [--db PATH] [MACHINE] [--at SEQ] [--limit N] [--offset N] [--prefix P] [--json] [--module PATH]
 
 Rebuilds each machine's state the way a restart would (newest valid snapshot, then the request
 log replayed through the machine's step) and prints it. Read-only: safe while a server runs.
@@ -20,8 +21,14 @@ Options:
   --at SEQ       time travel: the state as of sequence number SEQ (needs MACHINE). Possible
                  for any SEQ from a retained snapshot onwards, or from 0 if the whole log is
                  retained; run the application with snapshot: { retainLog: true } to keep it.
+  --limit N      Map states (the KV store's): show at most N entries per machine, in key
+                 order (default 100 in text, all with --json); a line says how many more
+  --offset N     skip the first N (matching) entries (default 0)
+  --prefix P     only entries whose key starts with P
   --json         one JSON document instead of text (Maps with string keys become objects,
-                 other Maps [key, value] arrays; bigint -> string, bytes -> base64, Date -> ISO)
+                 other Maps [key, value] arrays; bigint -> string, bytes -> base64, Date -> ISO);
+                 a Map state also gets "page": {"total", "matched", "offset", "limit",
+                 "prefix", "shown"}, its entries sorted by key and paged as above
 ${MODULE_HELP}`;
 
 interface Inspected {
@@ -34,6 +41,9 @@ interface Inspected {
   replayed: number;
   state: unknown;
 }
+
+/** Entries shown per machine in text mode when --limit is not given. */
+export const DEFAULT_TEXT_LIMIT = 100;
 
 /** The earliest sequence number whose state can be rebuilt from what the database retains. */
 function earliestRetained(store: StoreReader, name: string): number {
@@ -53,7 +63,11 @@ function notRetained(store: StoreReader, name: string, at: number): SsmError {
 
 export async function run(argv: string[]): Promise<number> {
   return usageGuard('inspect', async () => {
-    const { values, positionals } = parseCommand(argv, { db: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' }, module: { type: 'string' } }, USAGE);
+    const { values, positionals } = parseCommand(
+      argv,
+      { db: { type: 'string' }, at: { type: 'string' }, json: { type: 'boolean' }, module: { type: 'string' }, limit: { type: 'string' }, offset: { type: 'string' }, prefix: { type: 'string' } },
+      USAGE,
+    );
     if (values.help) {
       console.log(USAGE);
       return 0;
@@ -62,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
     const only = positionals[0];
     const at = intFlag('at', values.at);
     if (at !== undefined && only === undefined) throw new ConfigError('--at needs a MACHINE: sequence numbers are per machine (usage: ssm inspect MACHINE --at SEQ)');
+    const paging: PageOptions = { limit: positiveFlag('limit', values.limit), offset: intFlag('offset', values.offset), prefix: values.prefix };
     const resolveMachine = await loadMachines(values.module);
     const store = StoreReader.open(values.db);
     try {
@@ -71,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
         if (only !== undefined) requireMachine(store, only);
         const rows = new Map(store.machines().map((m) => [m.name, m]));
         const names = only !== undefined ? [only] : store.knownMachineNames();
+        refuseForeignDatabase(store, values.module, names);
         const out: Inspected[] = [];
         for (const name of names) {
           const machine = resolveMachine(name);
@@ -100,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
           const doc = {
             database: store.path,
             ...(at !== undefined ? { at } : {}),
-            machines: out.map((m) => ({ ...m, state: toJsonValue(m.state) })),
+            machines: out.map(jsonMachine(paging)),
           };
           console.log(JSON.stringify(doc, null, 2));
           return 0;
@@ -109,19 +125,34 @@ export async function run(argv: string[]): Promise<number> {
           console.log(`no machines in ${store.path}`);
           return 0;
         }
-        const lines: string[] = [];
-        for (const m of out) {
-          const when = at !== undefined ? `as of seq ${m.seq} (latest ${m.lastSeq})` : `seq ${m.seq}`;
-          const from = m.snapshotSeq > 0 ? `snapshot @${m.snapshotSeq} + ${m.replayed} replayed` : `init + ${m.replayed} replayed`;
-          const size = isMapLike(m.state) ? `, ${m.state.size} ${m.state.size === 1 ? 'entry' : 'entries'}` : '';
-          lines.push(`${m.name}  ${when}  [${m.status}, ${m.restarts} restart${m.restarts === 1 ? '' : 's'}; ${from}${size}]`);
-          lines.push(...stateText(m.state));
-        }
-        console.log(lines.join('\n'));
+        const text = { ...paging, limit: paging.limit ?? DEFAULT_TEXT_LIMIT };
+        console.log(out.map((m) => machineText(m, at, text)).join('\n'));
         return 0;
       });
     } finally {
       store.close();
     }
   });
+}
+
+/** A machine for --json: a Map state paged (all of it unless --limit), with the counts. */
+function jsonMachine(paging: PageOptions): (m: Inspected) => Record<string, unknown> {
+  return (m) => {
+    if (!isMapLike(m.state)) return { ...m, state: toJsonValue(m.state) };
+    const page = pageMap(m.state, paging);
+    const state = toJsonValue(new Map(page.entries.map(([, k, v]) => [k, v])));
+    const { total, matched, offset, limit, prefix } = page;
+    return { ...m, state, page: { total, matched, offset, limit, prefix, shown: page.entries.length } };
+  };
+}
+
+/** A machine in text: a header line, then its state (a Map state paged per `paging`). */
+function machineText(m: Inspected, at: number | undefined, paging: PageOptions): string {
+  const when = at !== undefined ? `as of seq ${m.seq} (latest ${m.lastSeq})` : `seq ${m.seq}`;
+  const from = m.snapshotSeq > 0 ? `snapshot @${m.snapshotSeq} + ${m.replayed} replayed` : `init + ${m.replayed} replayed`;
+  const head = `${m.name}  ${when}  [${m.status}, ${m.restarts} restart${m.restarts === 1 ? '' : 's'}; ${from}`;
+  if (!isMapLike(m.state) || m.state.size === 0) return [`${head}${isMapLike(m.state) ? ', 0 entries' : ''}]`, ...stateText(m.state)].join('\n');
+  const page = pageMap(m.state, paging);
+  const more = moreText(page);
+  return [`${head}, ${countText(page)}]`, ...entryLines(page.entries), ...(more === null ? [] : [more])].join('\n');
 }

@@ -5,14 +5,17 @@ import { resolveServeOptions, type ServeOptions } from '../../http/options.js';
 import { serve } from '../../http/server.js';
 import { DEFAULT_DB_PATH, type Durability } from '../../storage/store-options.js';
 import { intFlag, parseCommand } from '../args.js';
-import { usageGuard } from '../common.js';
+import { announcingNewDatabase, usageGuard } from '../common.js';
+import { assertPortFree } from '../port.js';
 
 export const summary = 'serve the KV tree (kv1, kv2, kv3) over HTTP on 127.0.0.1:7411';
 
-const USAGE = `Usage: ssm serve [--db PATH] [--host H] [--port N] [--token T] [--durability full|normal]
+const USAGE = `Usage: ssm serve [--db PATH] [--no-create] [--host H] [--port N] [--token T] [--durability full|normal]
 
 Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] and serves
-it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr.
+it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr,
+and so does "created new database at PATH" when --db named no existing file. A port that is
+in use is refused before the database is opened.
 SIGINT/SIGTERM: stops accepting, finishes queued work, checkpoints every machine, closes the
 database and exits 0.
 
@@ -25,7 +28,9 @@ Routes:
   GET  /healthz                 liveness (no token needed)
 
 Options:
-  --db PATH                  database file (default ${DEFAULT_DB_PATH})
+  --db PATH                  database file (default ${DEFAULT_DB_PATH}); created, with its
+                             folder, if missing
+  --no-create                refuse to start (exit 1, nothing created) if --db does not exist
   --host H                   interface to listen on (default 127.0.0.1, loopback only)
   --port N                   TCP port, 0 for any free port (default 7411)
   --token T                  require "Authorization: Bearer T" (default: env SSM_TOKEN)
@@ -40,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
       argv,
       {
         db: { type: 'string' },
+        'no-create': { type: 'boolean' },
         host: { type: 'string' },
         port: { type: 'string' },
         token: { type: 'string' },
@@ -64,12 +70,14 @@ export async function run(argv: string[]): Promise<number> {
       maxConnections: intFlag('max-connections', values['max-connections']),
     };
     // Refuse a bad command line before any database is opened.
-    resolveServeOptions(options);
-    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, durability, options);
+    const { host, port } = resolveServeOptions(options);
+    // Then refuse a busy port, still before any database is opened (or created).
+    await assertPortFree(host, port);
+    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, { durability, create: !values['no-create'] }, options);
   });
 }
 
-async function serveUntilSignalled(db: string, durability: Durability, options: Omit<ServeOptions, 'app'>): Promise<number> {
+async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean }, options: Omit<ServeOptions, 'app'>): Promise<number> {
   // Signals are caught from the start: one that arrives during recovery stops the server
   // gracefully as soon as it is up, instead of killing the process mid-start.
   let onSignal!: (signal: string) => void;
@@ -78,7 +86,11 @@ async function serveUntilSignalled(db: string, durability: Durability, options: 
   process.once('SIGTERM', onSignal);
   const orphanWatch = watchForOrphaning(onSignal);
   try {
-    const app = await startApplication(kvTree(), { db, durability });
+    const app = await announcingNewDatabase(db, async (announce) => {
+      const started = await startApplication(kvTree(), { db, ...storage });
+      announce();
+      return started;
+    });
     let endpoint;
     try {
       endpoint = await serve({ app, ...options });
