@@ -36,7 +36,7 @@ export function pageMap(state: ReadonlyMap<unknown, unknown> | ShardedMap<unknow
 /** The entry count for a header line: `400000 entries`, or `12 of 400000 entries match "k1"`. */
 export function countText(page: StatePage): string {
   const noun = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
-  return page.prefix === null ? noun(page.total) : `${page.matched} of ${noun(page.total)} match prefix ${JSON.stringify(page.prefix)}`;
+  return page.prefix === null ? noun(page.total) : `${page.matched} of ${noun(page.total)} ${page.matched === 1 ? 'matches' : 'match'} prefix ${JSON.stringify(page.prefix)}`;
 }
 
 /**
