@@ -75,7 +75,7 @@ test('disk full with a 150k-key machine: writes fail fast, the big machine reloa
   t.log(`during the outage: refused write p50 ${p50(writes).toFixed(2)} ms, read of another machine p50 ${p50(reads).toFixed(2)} ms`);
   t.true(p50(reads) < 50, `reads of another machine stay fast (p50 ${p50(reads).toFixed(1)} ms)`);
   t.true(p50(writes) < 50, `writes fail fast (p50 ${p50(writes).toFixed(1)} ms)`);
-  const reloads = events.filter((e) => e.type === 'storage_failed' && (e as { machines: string[] }).machines.includes('big')).length;
+  const reloads = events.filter((e) => e.type === 'storage_failed' && e.machines.includes('big')).length;
   t.is(reloads, 1, 'the big machine was reloaded once in the outage');
   t.is(await app.call('big', { op: 'size' }), BIG_KEYS, 'the big machine still holds exactly what was acknowledged');
 
