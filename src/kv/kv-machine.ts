@@ -6,7 +6,8 @@ import { MAX_PAGE_LIMIT, readPage } from './kv-page.js';
  * The key-value store as a state machine: the machine behind `ssm serve` and {@link openKV}.
  * State is a {@link ShardedMap} (state version 2; version 1 was a plain `Map`, migrated on
  * load), because a million-key store then recovers in about half the time; values are anything
- * CBOR round-trips.
+ * CBOR round-trips. Range reads (`entries`: the pairs; `scan`: `{ entries, next }`) answer one
+ * bounded page in key order after the exclusive cursor `after` (see {@link readPage}).
  */
 export type KvInput =
   | { readonly op: 'store'; readonly key: string; readonly value: unknown }
