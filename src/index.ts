@@ -13,6 +13,7 @@ export type { SnapshotMeta } from './storage/rows.js';
 export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';
 export { kvMachine, validateKvInput, type KvInput, type KvState, type KvTable } from './kv/kv-machine.js';
+export { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_PAGE_BYTES, type KvPage } from './kv/kv-page.js';
 export { serve, type HttpEndpoint } from './http/server.js';
 export type { ServeOptions } from './http/options.js';
 export type { MachineInfo } from './http/machine-info.js';

@@ -9,7 +9,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { copyFileSync, existsSync } from 'node:fs';
 import { startApplication } from '../src/engine/application.js';
 import { latestSchemaVersion, loadMigrations, migrate } from '../src/storage/migrations.js';
-import { childValue, kvTree, rawDb, tableCounts, tempDb } from './helpers/persistence-kv.js';
+import { childValue, kvEntries, kvTree, rawDb, tableCounts, tempDb } from './helpers/persistence-kv.js';
 import { faultsTestMigration } from './helpers/faults-migration.js';
 import { acks, runFixture } from './helpers/faults-spawn.js';
 
@@ -19,7 +19,7 @@ async function verifyAfterCrash(t: ExecutionContext, db: string, acked: readonly
   let extra = 0;
   try {
     const present = new Map<string, Map<string, unknown>>();
-    for (const m of app.machines()) present.set(m, new Map(await app.call<[string, unknown][]>(m, { op: 'entries' })));
+    for (const m of app.machines()) present.set(m, new Map(await kvEntries(app, m)));
     let missing = 0;
     for (const [m, k] of acked) {
       const v = present.get(m)!.get(k);

@@ -13,7 +13,7 @@ import test from 'ava';
 import type { App } from '../src/engine/application.js';
 import { StorageError } from '../src/errors.js';
 import type { StoreFaults } from '../src/storage/store-options.js';
-import { kvTree, startRecording, tableCounts, tempDb, workerStatus } from './helpers/persistence-kv.js';
+import { kvEntries, kvTree, startRecording, tableCounts, tempDb, workerStatus } from './helpers/persistence-kv.js';
 import { DiskLimit, bulky, errorCode, kvDigest, outcome } from './helpers/faults-util.js';
 
 const MACHINES = ['kv1', 'kv2'];
@@ -57,7 +57,7 @@ async function writeMany(app: App, l: Ledger, prefix: string, count: number, byt
 async function checkLedger(t: import('ava').ExecutionContext, app: App, l: Ledger, when: string): Promise<number> {
   let n = 0;
   for (const m of MACHINES) {
-    const entries = new Map(await app.call<[string, unknown][]>(m, { op: 'entries' }));
+    const entries = new Map(await kvEntries(app, m));
     for (const [k, v] of l.acked.get(m)!) {
       t.deepEqual(entries.get(k), v, `${when}: acknowledged ${m}/${k} missing or wrong`);
       n++;

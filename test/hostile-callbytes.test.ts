@@ -15,7 +15,7 @@ import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { jsonCodec } from '../src/model/codec.js';
 import { DecodeError, PayloadTooLargeError, SsmError } from '../src/errors.js';
 import { kvMachine, validateKvInput, type KvTable } from '../src/kv/kv-machine.js';
-import { tempDb } from './helpers/persistence-kv.js';
+import { kvEntries, tempDb } from './helpers/persistence-kv.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 import { LONG, applyModel, errorCode, kvDigest, modelDigest, outcome } from './helpers/faults-util.js';
@@ -273,7 +273,7 @@ test('__proto__ and constructor keys, in CBOR and in JSON: no prototype pollutio
   t.is(protoSnapshot(), proto, 'Object.prototype untouched');
   t.is(({} as Record<string, unknown>)['polluted'], undefined);
   // Values in the live state are plain objects whose prototype is Object.prototype.
-  for (const [k, v] of [...(await app.call<[string, unknown][]>('kv1', { op: 'entries' })), ...(await app.call<[string, unknown][]>('kvj', { op: 'entries' }))]) {
+  for (const [k, v] of [...(await kvEntries(app, 'kv1')), ...(await kvEntries(app, 'kvj'))]) {
     if (v && typeof v === 'object' && !Array.isArray(v)) t.is(Object.getPrototypeOf(v), Object.prototype, `state value ${k}`);
   }
   t.false(await app.call('kv1', { op: 'has', key: 'x' }), 'no op smuggled in through a __proto__ key');

@@ -90,7 +90,7 @@ test('GET /healthz and HEAD /healthz', async (t) => {
   const h = await startHarness(t);
   const r = await request(h.url, '/healthz');
   t.is(r.status, 200);
-  t.deepEqual(r.json(), { status: 'ok' });
+  t.deepEqual(r.json(), { status: 'ok', storage: 'ok' });
   const head = await request(h.url, '/healthz', { method: 'HEAD' });
   t.is(head.status, 200);
   t.is(head.body.length, 0);

@@ -16,7 +16,7 @@ import { kvStep, kvMachine } from '../src/kv/kv-machine.js';
 import { serve } from '../src/http/server.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
-import { kvTree, tempDb } from './helpers/persistence-kv.js';
+import { kvEntries, kvTree, tempDb } from './helpers/persistence-kv.js';
 import { LONG, sleep } from './helpers/faults-util.js';
 
 setFlagsFromString('--expose-gc');
@@ -106,7 +106,7 @@ test('an HTTP burst over a slow machine: 503 QUEUE_FULL with Retry-After for the
     refused += full.length;
   }
   t.true(refused > 0, 'a burst overflowed the queue');
-  const stored = new Map(await app.call<[string, number][]>('kv1', { op: 'entries' }));
+  const stored = new Map(await kvEntries(app, 'kv1'));
   t.deepEqual([...stored.keys()].sort(), served.sort(), 'exactly the acknowledged requests were applied');
 });
 

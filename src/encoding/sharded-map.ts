@@ -1,4 +1,5 @@
 import { addExtension } from 'cbor-x';
+import { SortedKeys } from './sorted-keys.js';
 
 /**
  * A `Map<string, V>` for large machine states, split into a fixed number of shards by a hash of
@@ -20,6 +21,11 @@ import { addExtension } from 'cbor-x';
 export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   #shards: Map<string, V>[];
   #mask: number;
+  /**
+   * The keys in order, for range reads: derived, never persisted (the CBOR form is the shards
+   * alone), built on the first range read and kept up to date by `set` and `delete` from then on.
+   */
+  #index: SortedKeys | null = null;
 
   /** Shards of a map created without a count. */
   static readonly DEFAULT_SHARDS = 256;
@@ -90,16 +96,41 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   set(key: string, value: V): this {
     if (typeof key !== 'string') throw new TypeError('ShardedMap keys must be strings');
     if (!(key as WellFormed).isWellFormed()) throw new TypeError('ShardedMap keys must be well-formed UTF-16 (no lone surrogates): CBOR cannot carry them unchanged');
-    this.#shards[hashKey(key) & this.#mask]!.set(key, value);
+    const shard = this.#shards[hashKey(key) & this.#mask]!;
+    // Only a key that is new changes the index; the extra lookup is paid once an index exists.
+    if (this.#index && !shard.has(key)) this.#index.add(key);
+    shard.set(key, value);
     return this;
   }
 
   delete(key: string): boolean {
-    return this.#shards[hashKey(key) & this.#mask]!.delete(key);
+    const deleted = this.#shards[hashKey(key) & this.#mask]!.delete(key);
+    if (deleted) this.#index?.delete(key);
+    return deleted;
   }
 
   clear(): void {
     for (const shard of this.#shards) shard.clear();
+    this.#index = null;
+  }
+
+  /**
+   * Keys in ascending UTF-16 code unit order that start with `prefix`, after `after`
+   * (exclusive) if given. Lazy, so a page of `limit` keys costs O(log n + limit). The first call
+   * builds the ordered index: one sort of every key (about 1 s for a million keys), then never
+   * again while the map lives. Do not mutate the map while iterating.
+   */
+  *keysInOrder(prefix = '', after?: string): Generator<string> {
+    this.#index ??= SortedKeys.fromUnsorted([...this.keys()]);
+    for (const k of this.#index.from(after, prefix)) {
+      if (!k.startsWith(prefix)) return;
+      yield k;
+    }
+  }
+
+  /** Whether the ordered index of {@link keysInOrder} has been built. */
+  get indexed(): boolean {
+    return this.#index !== null;
   }
 
   *entries(): IterableIterator<[string, V]> {

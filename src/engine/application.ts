@@ -13,10 +13,18 @@ import type { Pending } from './pending.js';
 import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { SnapshotScheduler } from './snapshot-scheduler.js';
+import { StorageHealth, type StorageHealthReport } from './storage-health.js';
 import { Supervision } from './supervision.js';
 
 /** How the application ended: `app.stopped` resolves with this. */
 export type StopResult = { readonly reason: 'normal' } | { readonly reason: 'failure'; readonly error: unknown };
+
+/** What {@link App.health} answers. */
+export interface HealthReport {
+  /** `stopped` once the application has stopped; `degraded` while storage refuses writes (reads still served). */
+  readonly status: 'ok' | 'degraded' | 'stopped';
+  readonly storage: StorageHealthReport;
+}
 
 /**
  * A running supervision tree: one event loop owning every machine, backed by one database.
@@ -37,6 +45,7 @@ export class App {
   private readonly supervision: Supervision;
   private readonly snapshots: SnapshotScheduler;
   private readonly log: Logger;
+  private readonly storageHealth = new StorageHealth();
   private ended = false;
   private stopping: Promise<void> | null = null;
   private resolveStopped!: (r: StopResult) => void;
@@ -66,7 +75,7 @@ export class App {
     this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded);
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth);
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 
@@ -179,11 +188,23 @@ export class App {
     });
   }
 
+  /**
+   * Whether the application serves, and whether its storage takes writes. While storage is
+   * `failing` (a commit was refused, e.g. disk full), writes are refused at once with
+   * StorageError, without being stepped, until a probe write succeeds (tried with each write
+   * and every 250 ms); reads and other machines are served as usual.
+   */
+  health(): HealthReport {
+    const storage = this.storageHealth.report();
+    return { status: this.ended ? 'stopped' : storage.status === 'ok' ? 'ok' : 'degraded', storage };
+  }
+
   /** Prometheus text exposition of this application's metrics. */
   prometheus(): string {
     return renderPrometheus(this.metrics, {
       queueDepth: this.loop.depth,
       queueCapacity: this.loop.capacity,
+      storageFailing: this.storageHealth.failing,
       machines: this.order.map((w) => ({ name: w.name, status: w.status, seq: w.seq, restarts: w.restarts })),
     });
   }

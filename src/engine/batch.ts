@@ -9,7 +9,12 @@ import type { Pending } from './pending.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
 import type { SnapshotScheduler } from './snapshot-scheduler.js';
+import { MIN_BACKOFF_MS, type StorageHealth } from './storage-health.js';
 import type { Supervision } from './supervision.js';
+
+/** Bytes a probe writes at least: more than a page, so it needs new pages as log rows do. */
+const MIN_PROBE_BYTES = 16 * 1024;
+const MAX_PROBE_BYTES = 2 * 1024 * 1024;
 
 /** One machine's logged requests within a batch. */
 interface Group {
@@ -40,7 +45,47 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly isEnded: () => boolean,
+    private readonly health: StorageHealth,
   ) {}
+
+  /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
+  private probe(bytes: number): () => void {
+    return () => this.persistence.probe(Math.min(Math.max(bytes, MIN_PROBE_BYTES), MAX_PROBE_BYTES));
+  }
+
+  /**
+   * While storage is failing, probes it every backoff without waiting for a write, so that
+   * health (and `/healthz`) recovers on its own once space returns. Between batches only: the
+   * probe is one synchronous transaction, and batches are synchronous up to their hand-off.
+   */
+  private probeLater(): void {
+    if (this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.isEnded() || !this.health.failing) return;
+      this.health.probe(this.probe(0));
+      if (this.health.failing) this.probeLater();
+    }, MIN_BACKOFF_MS);
+    this.probeTimer.unref();
+  }
+
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * Refuses, without stepping them, the writes of a batch while storage refuses writes: their
+   * machines then need no reload, and reads (and other machines) keep their normal latency.
+   */
+  private gateWrites(batch: Pending[]): void {
+    if (!this.health.failing) return;
+    let bytes = 0;
+    for (const r of batch) if (r.logged && r.error === undefined) bytes += r.logged.byteLength;
+    if (bytes === 0 || this.health.mayWrite(Date.now(), this.probe(bytes))) return;
+    for (const r of batch) {
+      if (!r.logged || r.error !== undefined) continue;
+      r.logged = null;
+      r.error = this.health.refusal();
+    }
+  }
 
   runBatch(batch: Pending[]): BatchOutcome {
     const { groups, crash } = this.step(batch);
@@ -57,6 +102,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
   private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null } {
     const prepared = prepareInputs(batch);
+    this.gateWrites(batch);
     const groups = new Map<WorkerNode, Group>();
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
@@ -109,11 +155,14 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       this.persistence.commit(rows);
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
+      this.health.commitFailed(error, Date.now());
+      this.probeLater();
       // Memory is ahead of the disk for these machines: bring them back to what is durable.
       this.supervision.reloadFromStorage(groups.keys());
       this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error });
       return error;
     }
+    this.health.commitSucceeded();
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;

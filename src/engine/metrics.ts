@@ -56,7 +56,7 @@ function escapeLabel(v: string): string {
 }
 
 /** Prometheus exposition text for the metrics plus gauges read at scrape time. */
-export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; machines: readonly { name: string; status: string; seq: number; restarts: number }[] }): string {
+export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; storageFailing: boolean; machines: readonly { name: string; status: string; seq: number; restarts: number }[] }): string {
   const lines: string[] = [
     '# HELP ssm_calls_total Requests accepted into the queue.',
     '# TYPE ssm_calls_total counter',
@@ -82,6 +82,9 @@ export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queue
     '# HELP ssm_queue_capacity Capacity of the request queue.',
     '# TYPE ssm_queue_capacity gauge',
     `ssm_queue_capacity ${gauges.queueCapacity}`,
+    '# HELP ssm_storage_failing 1 while storage refuses writes (writes fail fast with StorageError until a probe succeeds).',
+    '# TYPE ssm_storage_failing gauge',
+    `ssm_storage_failing ${gauges.storageFailing ? 1 : 0}`,
     ...histogram('ssm_batch_size', 'Requests per batch (between two commit points).', m.batchSize),
     ...histogram('ssm_commit_seconds', 'Latency of the group commit of one batch.', m.commitSeconds),
     ...histogram('ssm_snapshot_seconds', 'Duration of one snapshot (encode and write).', m.snapshotSeconds),

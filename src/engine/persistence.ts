@@ -9,6 +9,7 @@ import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snap
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
 import type { LogGroup, SnapshotMeta } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
+import { probeWrite } from '../storage/write-probe.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -42,6 +43,11 @@ export class Persistence {
   /** The group commit of one batch; throws StorageError, having written nothing of it. */
   commit(groups: readonly LogGroup[]): void {
     this.store.appendBatch(groups);
+  }
+
+  /** Whether storage takes a write of about `bytes` now, writing nothing lasting; throws StorageError. */
+  probe(bytes: number): void {
+    probeWrite(this.store.db, bytes);
   }
 
   /** Records a request whose step threw. A full disk must not prevent the restart: never throws. */

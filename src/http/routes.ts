@@ -97,10 +97,17 @@ export class Router {
     });
   }
 
-  /** `GET /healthz`: 503 once the application has stopped, so a probe sees a dead backend. */
+  /**
+   * `GET /healthz`: 503 once the application has stopped, so a probe sees a dead backend.
+   * While storage refuses writes it stays 200 (the process is alive and serves reads; restarting
+   * it would not free the disk) with `status: "degraded"` and `storage: "failing"`, the time it
+   * started failing and the last storage error.
+   */
   private healthz({ res }: Exchange): void {
-    if (this.appStopped) sendJson(res, 503, { status: 'stopped' });
-    else sendJson(res, 200, { status: 'ok' });
+    const h = this.app.health();
+    if (this.appStopped || h.status === 'stopped') sendJson(res, 503, { status: 'stopped' });
+    else if (h.storage.status === 'ok') sendJson(res, 200, { status: 'ok', storage: 'ok' });
+    else sendJson(res, 200, { status: 'degraded', storage: 'failing', since: h.storage.since, error: h.storage.lastError });
   }
 
   /** `GET /metrics`: Prometheus text format. */

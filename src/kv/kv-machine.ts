@@ -1,11 +1,13 @@
 import { defineMachine, type Machine } from '../model/machine.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
+import { MAX_PAGE_LIMIT, readPage } from './kv-page.js';
 
 /**
  * The key-value store as a state machine: the machine behind `ssm serve` and {@link openKV}.
  * State is a {@link ShardedMap} (state version 2; version 1 was a plain `Map`, migrated on
  * load), because a million-key store then recovers in about half the time; values are anything
- * CBOR round-trips.
+ * CBOR round-trips. Range reads (`entries`: the pairs; `scan`: `{ entries, next }`) answer one
+ * bounded page in key order after the exclusive cursor `after` (see {@link readPage}).
  */
 export type KvInput =
   | { readonly op: 'store'; readonly key: string; readonly value: unknown }
@@ -13,7 +15,8 @@ export type KvInput =
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'has'; readonly key: string }
   | { readonly op: 'size' }
-  | { readonly op: 'entries'; readonly prefix?: string; readonly limit?: number };
+  | { readonly op: 'entries'; readonly prefix?: string; readonly after?: string; readonly limit?: number }
+  | { readonly op: 'scan'; readonly prefix?: string; readonly after?: string; readonly limit?: number };
 
 export type KvOutput = unknown;
 export type KvState = ShardedMap<unknown>;
@@ -26,6 +29,8 @@ export interface KvTable {
   set(key: string, value: unknown): unknown;
   delete(key: string): boolean;
   keys(): IterableIterator<string>;
+  /** Keys in order from a cursor (ShardedMap's index); without it a range read sorts every key. */
+  keysInOrder?(prefix?: string, after?: string): Iterator<string>;
 }
 
 /** State version of {@link kvMachine}: 2 since the state became a ShardedMap. */
@@ -45,7 +50,7 @@ export function isWellFormed(s: string): boolean {
   return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
-const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries']);
+const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan']);
 
 /** Rejects anything that is not a well-formed {@link KvInput}. */
 export function validateKvInput(input: unknown): KvInput {
@@ -69,16 +74,20 @@ export function validateKvInput(input: unknown): KvInput {
       return { op: o['op'], key: key as string };
     case 'size':
       return { op: 'size' };
-    case 'entries': {
-      const prefix = o['prefix'];
-      const limit = o['limit'];
-      if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('"prefix" must be a string');
-      if (prefix !== undefined && !isWellFormed(prefix)) throw new TypeError(LONE_SURROGATE);
+    case 'entries':
+    case 'scan': {
+      const { prefix, after, limit } = o;
+      for (const [name, v] of [['prefix', prefix], ['after', after]] as const) {
+        if (v !== undefined && typeof v !== 'string') throw new TypeError(`"${name}" must be a string`);
+        if (v !== undefined && !isWellFormed(v)) throw new TypeError(LONE_SURROGATE);
+      }
       if (limit !== undefined && !(Number.isSafeInteger(limit) && (limit as number) >= 0)) throw new TypeError('"limit" must be a non-negative integer');
-      return { op: 'entries', prefix: prefix as string | undefined, limit: limit as number | undefined };
+      // Refused rather than clamped: a caller asking for more must learn to page, not get less silently.
+      if ((limit as number) > MAX_PAGE_LIMIT) throw new TypeError(`"limit" must be at most ${MAX_PAGE_LIMIT}; page with "after" (op scan answers the cursor)`);
+      return { op: o['op'], prefix: prefix as string | undefined, after: after as string | undefined, limit: limit as number | undefined };
     }
     default:
-      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size or entries`);
+      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size, entries or scan`);
   }
 }
 
@@ -96,17 +105,11 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
       return [state, state.has(input.key)];
     case 'size':
       return [state, state.size];
-    case 'entries': {
-      const out: [string, unknown][] = [];
-      const limit = input.limit ?? Number.POSITIVE_INFINITY;
-      const prefix = input.prefix ?? '';
-      const keys = [...state.keys()].filter((k) => k.startsWith(prefix)).sort();
-      for (const k of keys) {
-        if (out.length >= limit) break;
-        out.push([k, state.get(k)]);
-      }
-      return [state, out];
-    }
+    case 'entries':
+      // A page (see readPage): cost and size follow what it returns, not the size of the store.
+      return [state, readPage(state, input).entries];
+    case 'scan':
+      return [state, readPage(state, input)];
   }
 }
 

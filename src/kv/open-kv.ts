@@ -4,6 +4,7 @@ import type { ApplicationOptions } from '../engine/options.js';
 import { decodeCbor, cbor } from '../encoding/cbor.js';
 import { EncodeError, SsmError, describe } from '../errors.js';
 import { LONE_SURROGATE, MAX_KEY_LENGTH, isWellFormed, kvStep, kvMachine, type KvInput, type KvState } from './kv-machine.js';
+import { MAX_PAGE_LIMIT, type KvPage } from './kv-page.js';
 import { defineMachine } from '../model/machine.js';
 import { DEFAULT_DB_PATH } from '../storage/store-options.js';
 import { supervisor, worker } from '../model/tree.js';
@@ -28,7 +29,13 @@ export interface KVOptions extends Omit<ApplicationOptions, 'db'> {}
 export interface EntriesOptions {
   /** Only keys starting with this string. */
   prefix?: string;
-  /** At most this many entries (a non-negative integer). */
+  /** Only keys after this one (exclusive): the cursor of the previous page. */
+  after?: string;
+  /**
+   * At most this many entries (a non-negative integer). For {@link KV.entries} any number (it
+   * pages); for {@link KV.page} at most {@link MAX_PAGE_LIMIT} (RangeError otherwise).
+   * @default every entry for `entries`; 1000 for `page`
+   */
   limit?: number;
 }
 
@@ -53,8 +60,18 @@ export interface KV<V = unknown> {
   has(key: string): Promise<boolean>;
   /** Number of keys. */
   size(): Promise<number>;
-  /** `[key, value]` pairs in ascending key order (UTF-16 code unit order). */
+  /**
+   * `[key, value]` pairs in ascending key order (UTF-16 code unit order). Fetched as pages of
+   * {@link KV.page}, so other callers are served between pages: on a store being written, the
+   * result is not one atomic view (each page is; a key changed meanwhile may be seen either way).
+   */
   entries(options?: EntriesOptions): Promise<[string, V][]>;
+  /**
+   * One page of at most `limit` entries (default 1000, at most 10,000) and about 1 MiB, in key
+   * order, with the cursor to pass as `after` for the next one (`null`: nothing is left).
+   * Costs O(log n + limit) once the store's ordered index exists (built on the first range read).
+   */
+  page(options?: EntriesOptions): Promise<KvPage<V>>;
   /**
    * Finishes queued work, snapshots the state and closes the database. Idempotent. Calls made
    * afterwards reject with ApplicationStoppedError.
@@ -79,6 +96,14 @@ function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string') throw new InvalidKeyError(`key must be a string, got ${key === null ? 'null' : typeof key}`);
   if (key.length > MAX_KEY_LENGTH) throw new InvalidKeyError(`key of ${key.length} characters exceeds the limit of ${MAX_KEY_LENGTH}`);
   if (!isWellFormed(key)) throw new InvalidKeyError(LONE_SURROGATE);
+}
+
+function checkRange(what: string, { prefix, after, limit }: EntriesOptions): void {
+  for (const [name, v] of [['prefix', prefix], ['after', after]] as const) {
+    if (v !== undefined && typeof v !== 'string') throw new TypeError(`${what}: ${name} must be a string`);
+    if (v !== undefined && !isWellFormed(v)) throw new InvalidKeyError(LONE_SURROGATE);
+  }
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0) && limit !== Number.POSITIVE_INFINITY) throw new RangeError(`${what}: limit must be a non-negative integer`);
 }
 
 class AppKV<V> implements KV<V> {
@@ -123,11 +148,23 @@ class AppKV<V> implements KV<V> {
   }
 
   async entries(options: EntriesOptions = {}): Promise<[string, V][]> {
-    const { prefix, limit } = options;
-    if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('entries: prefix must be a string');
-    if (prefix !== undefined && !isWellFormed(prefix)) throw new InvalidKeyError(LONE_SURROGATE);
-    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) throw new RangeError('entries: limit must be a non-negative integer');
-    return (await this.send({ op: 'entries', prefix, limit })) as [string, V][];
+    checkRange('entries', options);
+    const { prefix, limit = Number.POSITIVE_INFINITY } = options;
+    const out: [string, V][] = [];
+    let after = options.after;
+    while (out.length < limit) {
+      const page = (await this.send({ op: 'scan', prefix, after, limit: Math.min(limit - out.length, MAX_PAGE_LIMIT) })) as KvPage<V>;
+      out.push(...page.entries);
+      if (page.next === null) break;
+      after = page.next;
+    }
+    return out;
+  }
+
+  async page(options: EntriesOptions = {}): Promise<KvPage<V>> {
+    checkRange('page', options);
+    if (options.limit !== undefined && options.limit > MAX_PAGE_LIMIT) throw new RangeError(`page: limit must be at most ${MAX_PAGE_LIMIT}`);
+    return (await this.send({ op: 'scan', prefix: options.prefix, after: options.after, limit: options.limit })) as KvPage<V>;
   }
 
   close(): Promise<void> {

@@ -10,6 +10,7 @@ import type { App } from '../../src/engine/application.js';
 import { cbor } from '../../src/encoding/cbor.js';
 import { SsmError } from '../../src/errors.js';
 import { kvStep, type KvInput, type KvTable } from '../../src/kv/kv-machine.js';
+import { kvEntries } from './persistence-kv.js';
 
 /** A KV state as a plain Map: kvStep works on any KvTable. */
 type MapState = Map<string, unknown> & KvTable;
@@ -21,7 +22,7 @@ export const LONG = process.env['SSM_FAULTS_LONG'] === '1';
 export async function kvDigest(app: App, machines: readonly string[] = app.machines()): Promise<string> {
   const h = createHash('sha256');
   for (const m of machines) {
-    const entries = await app.call<[string, unknown][]>(m, { op: 'entries' });
+    const entries = await kvEntries(app, m);
     h.update(m).update(cbor.encode(entries));
   }
   return h.digest('hex');

@@ -49,9 +49,19 @@ export function recoveryOf(events: readonly LifecycleEvent[], machine: string): 
   return undefined;
 }
 
-/** A KV machine's whole state, read through the public API (read-only calls: never logged). */
+/**
+ * A KV machine's whole state, read through the public API (read-only calls: never logged), page
+ * by page with `scan` (one `entries` reply is bounded). Call it while no write is in flight.
+ */
 export async function kvEntries(app: App, machine: string): Promise<[string, unknown][]> {
-  return app.call<[string, unknown][]>(machine, { op: 'entries' });
+  const out: [string, unknown][] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await app.call<{ entries: [string, unknown][]; next: string | null }>(machine, { op: 'scan', after, limit: 10_000 });
+    out.push(...page.entries);
+    if (page.next === null) return out;
+    after = page.next;
+  }
 }
 
 /** Sorted entries of a model map, comparable with {@link kvEntries}. */

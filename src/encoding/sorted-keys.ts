@@ -1,0 +1,121 @@
+/**
+ * An ordered set of strings (UTF-16 code unit order) for range reads: a list of sorted leaves of
+ * at most {@link LEAF_MAX} keys, found by binary search over each leaf's last key (the layout of
+ * Python's `sortedcontainers`). Insert and delete cost O(log n + LEAF_MAX) (a binary search and
+ * one short `splice`); a page of `limit` keys after a cursor costs O(log n + limit).
+ *
+ * Why not a sorted array with a pending-insert buffer: merging the buffer is O(n) per read that
+ * follows a write, so paging through a store under writes would cost O(n) per page. Why not a
+ * B+tree: the same bounds with far more code; with leaves of ~1,000 keys the leaf index of a
+ * million keys is only ~1,000 entries, so a flat array of leaves is enough.
+ *
+ * Pure data: no I/O, never persisted (it is derived from the keys of a map).
+ */
+
+/** Keys a leaf holds at most before it splits in two. */
+export const LEAF_MAX = 1024;
+
+const LEAF_BUILD = LEAF_MAX / 2;
+
+/** First index in the sorted `arr` whose element is > `key` (`strict`) or >= `key`. */
+function bound(arr: readonly string[], key: string, strict: boolean): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = arr[mid]!;
+    if (v < key || (strict && v === key)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class SortedKeys {
+  /** Non-empty sorted leaves, in order; every key of leaf i is below every key of leaf i + 1. */
+  #leaves: string[][] = [];
+  /** The last key of each leaf (what the binary search over leaves compares with). */
+  #maxes: string[] = [];
+  #size = 0;
+
+  /** Builds from any keys, unsorted and without duplicates (the keys of a map). */
+  static fromUnsorted(keys: string[]): SortedKeys {
+    keys.sort();
+    const s = new SortedKeys();
+    // Half-full leaves leave room for inserts before the first splits.
+    for (let i = 0; i < keys.length; i += LEAF_BUILD) {
+      const leaf = keys.slice(i, i + LEAF_BUILD);
+      s.#leaves.push(leaf);
+      s.#maxes.push(leaf[leaf.length - 1]!);
+    }
+    s.#size = keys.length;
+    return s;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds `key`; returns false if it was already there. */
+  add(key: string): boolean {
+    if (this.#leaves.length === 0) {
+      this.#leaves.push([key]);
+      this.#maxes.push(key);
+      this.#size = 1;
+      return true;
+    }
+    // The first leaf whose last key is >= key; past the end: the last leaf (key is a new maximum).
+    let li = bound(this.#maxes, key, false);
+    if (li === this.#leaves.length) li--;
+    const leaf = this.#leaves[li]!;
+    const at = bound(leaf, key, false);
+    if (leaf[at] === key) return false;
+    leaf.splice(at, 0, key);
+    this.#maxes[li] = leaf[leaf.length - 1]!;
+    this.#size++;
+    if (leaf.length > LEAF_MAX) {
+      const upper = leaf.splice(leaf.length >>> 1);
+      this.#leaves.splice(li + 1, 0, upper);
+      this.#maxes.splice(li, 1, leaf[leaf.length - 1]!, upper[upper.length - 1]!);
+    }
+    return true;
+  }
+
+  /** Removes `key`; returns false if it was not there. */
+  delete(key: string): boolean {
+    const li = bound(this.#maxes, key, false);
+    const leaf = this.#leaves[li];
+    if (!leaf) return false;
+    const at = bound(leaf, key, false);
+    if (leaf[at] !== key) return false;
+    leaf.splice(at, 1);
+    this.#size--;
+    if (leaf.length === 0) {
+      this.#leaves.splice(li, 1);
+      this.#maxes.splice(li, 1);
+    } else {
+      this.#maxes[li] = leaf[leaf.length - 1]!;
+    }
+    return true;
+  }
+
+  has(key: string): boolean {
+    const leaf = this.#leaves[bound(this.#maxes, key, false)];
+    return leaf !== undefined && leaf[bound(leaf, key, false)] === key;
+  }
+
+  /**
+   * Keys in ascending order, starting after `after` (exclusive; from the first key if
+   * undefined) or at `from` (inclusive), whichever is later. Lazy: the caller stops it.
+   */
+  *from(after: string | undefined, from = ''): Generator<string> {
+    const startAfter = after !== undefined && after >= from;
+    const key = startAfter ? after : from;
+    let li = bound(this.#maxes, key, startAfter);
+    if (li >= this.#leaves.length) return;
+    let at = bound(this.#leaves[li]!, key, startAfter);
+    for (; li < this.#leaves.length; li++, at = 0) {
+      const leaf = this.#leaves[li]!;
+      for (; at < leaf.length; at++) yield leaf[at]!;
+    }
+  }
+}
