@@ -89,6 +89,10 @@ test('a broken page in a table recovery does not read: the application serves, a
   t.is(app.integrity.state, 'failed');
   const failed = events.find((e) => e.type === 'integrity_failed');
   t.true(failed?.type === 'integrity_failed' && failed.problems.some((p) => p.table === 'failed_requests'), JSON.stringify(failed));
+  // Health says so too (what /healthz serves).
+  const health = app.health();
+  t.is(health.status, 'degraded');
+  t.true(health.integrity.state === 'failed' && health.integrity.problems.some((p) => p.table === 'failed_requests'));
   await app.stop();
 });
 

@@ -21,9 +21,14 @@ export type StopResult = { readonly reason: 'normal' } | { readonly reason: 'fai
 
 /** What {@link App.health} answers. */
 export interface HealthReport {
-  /** `stopped` once the application has stopped; `degraded` while storage refuses writes (reads still served). */
+  /**
+   * `stopped` once the application has stopped; `degraded` while storage refuses writes (reads
+   * still served) or when the start-up integrity check found damage.
+   */
   readonly status: 'ok' | 'degraded' | 'stopped';
   readonly storage: StorageHealthReport;
+  /** The start-up `PRAGMA quick_check`, run in a worker thread while the application serves. */
+  readonly integrity: IntegrityStatus;
 }
 
 /**
@@ -196,7 +201,8 @@ export class App {
    */
   health(): HealthReport {
     const storage = this.storageHealth.report();
-    return { status: this.ended ? 'stopped' : storage.status === 'ok' ? 'ok' : 'degraded', storage };
+    const integrity = this.integrity;
+    return { status: this.ended ? 'stopped' : storage.status === 'ok' && integrity.state !== 'failed' ? 'ok' : 'degraded', storage, integrity };
   }
 
   /** Prometheus text exposition of this application's metrics. */

@@ -101,13 +101,15 @@ export class Router {
    * `GET /healthz`: 503 once the application has stopped, so a probe sees a dead backend.
    * While storage refuses writes it stays 200 (the process is alive and serves reads; restarting
    * it would not free the disk) with `status: "degraded"` and `storage: "failing"`, the time it
-   * started failing and the last storage error.
+   * started failing and the last storage error. `integrity` is the start-up quick_check's state
+   * (`checking`, `ok`, `failed` with the damaged tables, or `not-checked`); a failed one makes
+   * the status `degraded` too.
    */
   private healthz({ res }: Exchange): void {
     const h = this.app.health();
     if (this.appStopped || h.status === 'stopped') sendJson(res, 503, { status: 'stopped' });
-    else if (h.storage.status === 'ok') sendJson(res, 200, { status: 'ok', storage: 'ok' });
-    else sendJson(res, 200, { status: 'degraded', storage: 'failing', since: h.storage.since, error: h.storage.lastError });
+    else if (h.storage.status === 'ok') sendJson(res, 200, { status: h.status, storage: 'ok', integrity: h.integrity });
+    else sendJson(res, 200, { status: 'degraded', storage: 'failing', since: h.storage.since, error: h.storage.lastError, integrity: h.integrity });
   }
 
   /** `GET /metrics`: Prometheus text format. */
