@@ -25,7 +25,7 @@ async function readmeCounterDb(): Promise<string> {
 
 const FOREIGN = /the database .* was written by another application \(ssm reads machines as the KV store unless told otherwise\): pass --module PATH with its machine definitions \[FOREIGN_DATABASE\]\n$/;
 
-test('inspect, checkpoint and compact on the README counter database: not KV, pass --module, exit 3', async (t) => {
+test('inspect, checkpoint, compact and verify on the README counter database: not KV, pass --module, exit 3', async (t) => {
   const db = await readmeCounterDb();
   for (const cmd of ['inspect', 'checkpoint', 'compact']) {
     const r = await runCli([cmd, '--db', db]);
@@ -34,6 +34,15 @@ test('inspect, checkpoint and compact on the README counter database: not KV, pa
     t.regex(r.stderr, FOREIGN, cmd);
     t.notRegex(r.stderr, /unrecognised KV state|FAILED/, cmd);
   }
+  // verify still checks the storage, then says why it cannot replay.
+  const v = await runCli(['verify', '--db', db]);
+  t.is(v.code, 3, v.stderr);
+  t.regex(v.stdout, /integrity\s+database\s+ok/);
+  t.notRegex(v.stdout, /FAILED|unrecognised KV state/);
+  t.regex(v.stderr, /^ssm verify: replay skipped: apples: not a KV store state; pears: not a KV store state; /);
+  t.regex(v.stderr, FOREIGN);
+  const withModule = await runCli(['verify', '--db', db, '--module', 'test/fixtures/readme-counter-machines.ts']);
+  t.is(withModule.code, 0, withModule.stderr + withModule.stdout);
   const help = await runCli(['--help']);
   t.regex(help.stdout, /3 the database was\s+written by another application \(pass --module PATH\)/);
 });

@@ -3,16 +3,17 @@ import { describe } from '../../errors.js';
 import { sha256 } from '../../storage/checksum.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { parseCommand } from '../args.js';
-import { positionalsAtMost, usageGuard } from '../common.js';
+import { EXIT, positionalsAtMost, usageGuard } from '../common.js';
 import { bytes, table } from '../format.js';
-import { MODULE_HELP, loadMachines, rebuild, type MachineResolver } from '../machines.js';
+import { ForeignDatabaseError, MODULE_HELP, loadMachines, rebuild, refuseForeignDatabase, type MachineResolver } from '../machines.js';
 import { progress, type Progress } from '../progress.js';
 
 export const summary = 'check a database: SQLite integrity, snapshot checksums, log continuity, dry-run replay';
 
 const USAGE = `Usage: ssm verify [--db PATH] [--json] [--module PATH]
 
-Checks a database and prints one row per check; exits 1 if any check finds a problem:
+Checks a database and prints one row per check; exits 1 if any check finds a problem, 3 if the
+storage checks pass but the machines are not KV stores and no --module was given (replay skipped):
   integrity   PRAGMA integrity_check (problems per table) and foreign_key_check
   snapshots   every snapshot's sha256 checksum, and that its state decodes
   log         each machine's request log: rows contiguous (no gaps or overlaps), counts right,
@@ -165,6 +166,7 @@ export async function run(argv: string[]): Promise<number> {
     const resolveMachine = await loadMachines(values.module);
     const store = StoreReader.open(values.db);
     const checks: Check[] = [];
+    let foreign: ForeignDatabaseError | null = null;
     try {
       // One read transaction: every check sees the same state even while a server writes.
       store.consistentRead(() => {
@@ -178,6 +180,14 @@ export async function run(argv: string[]): Promise<number> {
         } finally {
           bar.done();
         }
+        // Replaying another application's machines as KV stores would read like corruption.
+        try {
+          refuseForeignDatabase(store, values.module, names);
+        } catch (err) {
+          if (!(err instanceof ForeignDatabaseError)) throw err;
+          foreign = err;
+          return;
+        }
         for (const name of names) checks.push(replay(store, name, resolveMachine));
       });
     } finally {
@@ -189,6 +199,10 @@ export async function run(argv: string[]): Promise<number> {
     } else {
       console.log(table(['CHECK', 'SUBJECT', 'RESULT', 'DETAIL'], checks.map((c) => [c.check, c.subject, c.ok ? 'ok' : 'FAILED', c.detail])));
       console.log(problems === 0 ? `\n${store.path}: all ${checks.length} checks passed` : `\n${store.path}: ${problems} of ${checks.length} checks FAILED`);
+    }
+    if (foreign) {
+      console.error(`ssm verify: replay skipped: ${(foreign as ForeignDatabaseError).message} [${(foreign as ForeignDatabaseError).code}]`);
+      return problems === 0 ? EXIT.foreign : EXIT.failure;
     }
     return problems === 0 ? 0 : 1;
   });
