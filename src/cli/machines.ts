@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startApplication, type App } from '../engine/application.js';
 import { ConfigError, DatabaseLockedError, SsmError, UnknownMachineError } from '../errors.js';
+import { sha256 } from '../storage/checksum.js';
 import { cbor } from '../encoding/cbor.js';
 import { kvMachine, migrateKvState, validateKvInput } from '../kv/kv-machine.js';
 import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
@@ -99,9 +100,15 @@ function couldBeKvState(bytes: Uint8Array): boolean {
  * checks that report corruption.
  */
 function notKvReason(store: StoreReader, name: string): string | null {
-  const newest = store.snapshots(name).find((s) => s.rejected === null);
-  const bytes = newest && store.snapshotState(newest.id);
-  if (bytes && bytes.byteLength > 0 && !couldBeKvState(bytes)) return `${name}: not a KV store state`;
+  // The newest snapshot that is intact: a corrupt one says nothing about whose state it holds
+  // (and is verify's to report), so it must not make a KV database look foreign.
+  for (const meta of store.snapshots(name)) {
+    if (meta.rejected !== null) continue;
+    const bytes = store.snapshotState(meta.id);
+    if (!bytes || bytes.byteLength === 0 || sha256(bytes) !== meta.checksum) continue;
+    if (!couldBeKvState(bytes)) return `${name}: not a KV store state`;
+    break;
+  }
   for (const row of store.logAfter(name, 0)) {
     let inputs: unknown[];
     try {
