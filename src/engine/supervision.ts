@@ -3,7 +3,7 @@ import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Persistence } from './persistence.js';
-import { planRestart } from './restart-plan.js';
+import { planRestart, planRetry } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
@@ -25,7 +25,7 @@ export class Supervision {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running. */
+  /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running: the caller decides (retry, undo). */
   async start(node: RuntimeNode): Promise<void> {
     if (node.kind === 'supervisor') {
       node.status = 'running';
@@ -92,7 +92,7 @@ export class Supervision {
 
   private async childFailed(sup: SupervisorNode, index: number, error: unknown): Promise<void> {
     const failed = sup.children[index]!;
-    const { decision, restartTimes } = planRestart({
+    let { decision, restartTimes } = planRestart({
       strategy: sup.strategy,
       childCount: sup.children.length,
       failed: index,
@@ -109,31 +109,64 @@ export class Supervision {
       await this.stop(failed, 'temporary');
       return;
     }
-    if (decision.action === 'restart') {
-      sup.status = 'restarting';
-      const nodes = decision.start.map((i) => sup.children[i]!);
-      this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
-      for (const i of decision.stop) {
-        const child = sup.children[i]!;
-        await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== index ? 'temporary' : 'restart');
-      }
-      try {
-        for (const node of nodes) {
-          for (const w of workersOf(node)) {
-            w.restarts++;
-            this.metrics.restarts++;
-            this.persistence.setStatus(w, 'restarting', 1);
-          }
-          await this.start(node);
-        }
+    let crashed = index;
+    while (decision.action === 'restart') {
+      const startFailed = await this.restartChildren(sup, decision, crashed);
+      if (!startFailed) {
         sup.status = 'running';
         return;
-      } catch (startError) {
-        // A child that cannot start (e.g. RecoveryError) fails its supervisor, as in OTP.
-        error = startError;
       }
+      // A child that cannot start does not fail its supervisor at once: as OTP's
+      // try_again_restart, the restart is tried again, each attempt counted against the
+      // intensity, so only a start that keeps failing escalates.
+      error = startFailed.error;
+      crashed = startFailed.at;
+      // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      ({ decision, restartTimes } = planRetry({
+        strategy: sup.strategy,
+        childCount: sup.children.length,
+        failed: crashed,
+        pending: decision.start,
+        alive: sup.children.map((c, i) => i !== crashed && isAlive(c)),
+        restartTimes: sup.restartTimes,
+        intensity: sup.intensity,
+        periodMs: sup.periodMs,
+        now: this.now(),
+      }));
+      sup.restartTimes = restartTimes;
     }
     await this.escalate(sup, error);
+  }
+
+  /**
+   * One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose
+   * start threw (its partly started subtree stopped again), or null when all started.
+   */
+  private async restartChildren(sup: SupervisorNode, decision: { stop: readonly number[]; start: readonly number[] }, crashed: number): Promise<{ at: number; error: unknown } | null> {
+    const nodes = decision.start.map((i) => sup.children[i]!);
+    sup.status = 'restarting';
+    this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
+    for (const i of decision.stop) {
+      const child = sup.children[i]!;
+      await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== crashed ? 'temporary' : 'restart');
+    }
+    for (const [k, node] of nodes.entries()) {
+      for (const w of workersOf(node)) {
+        w.restarts++;
+        this.metrics.restarts++;
+        this.persistence.setStatus(w, 'restarting', 1);
+      }
+      try {
+        await this.start(node);
+      } catch (error) {
+        // A child supervisor may have started some of its children: as in OTP, a supervisor
+        // whose start fails terminates the children it did start.
+        await this.stop(node, 'restart');
+        return { at: decision.start[k]!, error };
+      }
+    }
+    return null;
   }
 
   private async escalate(sup: SupervisorNode, error: unknown): Promise<void> {
