@@ -108,6 +108,17 @@ export class RecoveryError extends SsmError {
   }
 }
 
+/**
+ * A machine could not be started (OTP's `{failed_to_start_child, Id, Reason}`): `machine` names
+ * it and `cause` keeps what its start threw, e.g. an `init()` that threw. A state that cannot be
+ * recovered is reported as the more specific {@link RecoveryError}, which names the machine too.
+ */
+export class StartError extends SsmError {
+  constructor(readonly machine: string, cause: unknown) {
+    super('START_ERROR', `${machine} failed to start: ${describe(cause)}`, { cause });
+  }
+}
+
 /** Another live application (process) holds this database. */
 export class DatabaseLockedError extends SsmError {
   constructor(readonly path: string, readonly holder: string) {

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { MachineCrashedError } from '../src/errors.js';
+import { MachineCrashedError, StartError } from '../src/errors.js';
+import { startApplication } from '../src/engine/application.js';
 import type { AnyMachine } from '../src/model/machine.js';
 import { supervisor, worker, type Strategy } from '../src/model/tree.js';
 import { Recorder, sleep, startProbeApp, workerStatus } from './helpers/core-fixtures.js';
@@ -82,4 +83,21 @@ test('a child supervisor that fails to start is torn down and tried again', asyn
   await t.throwsAsync(app.call('a', { op: 'crash' }), { instanceOf: MachineCrashedError });
   t.deepEqual(rec.hooks(mark), ['stop:s2', 'stop:f', 'stop:s1', 'stop:a', 'start:a', 'start:s1', 'stop:s1', 'stop:a', 'start:a', 'start:s1', 'start:f', 'start:s2']);
   for (const n of ['a', 's1', 'f', 's2']) t.is(workerStatus(app, n).status, 'running');
+});
+
+test('a failed start names the machine and keeps the cause (OTP failed_to_start_child)', async (t) => {
+  const rec = new Recorder();
+  const tree = supervisor('one_for_one', [rec.worker('a'), worker('f', flaky(rec, 'f', [1]))]);
+  const err = await t.throwsAsync(startApplication(tree, { db: ':memory:', logger: false }), { instanceOf: StartError });
+  t.is(err!.machine, 'f');
+  t.is(err!.code, 'START_ERROR');
+  t.regex((err!.cause as Error).message, /init of f failed \(call 1\)/);
+  t.regex(err!.message, /^f failed to start: init of f failed/);
+  t.deepEqual(rec.hooks(), ['start:a', 'stop:a'], 'the start is undone');
+});
+
+test('a restart that keeps failing escalates with the StartError naming the machine', async (t) => {
+  const { app } = await run(t, 'one_for_one', 'f', 1);
+  const result = await app.stopped;
+  t.true(result.reason === 'failure' && result.error instanceof StartError && result.error.machine === 'f');
 });

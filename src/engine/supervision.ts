@@ -1,4 +1,4 @@
-import { describe } from '../errors.js';
+import { RecoveryError, StartError, describe } from '../errors.js';
 import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -42,7 +42,8 @@ export class Supervision {
       w.status = 'failed';
       w.lastError = describe(err);
       this.persistence.setStatus(w, 'failed', 0, w.lastError);
-      throw err;
+      // The failure must say which machine it was: a RecoveryError already does.
+      throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
     if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
     w.status = 'running';
