@@ -39,7 +39,10 @@ export class UnknownMachineError extends SsmError {
   }
 }
 
-/** The machine exists but is not running (a `temporary` child that crashed, or a failed subtree). */
+/**
+ * The machine exists but is not running: a `temporary` child that crashed, a `transient` or
+ * `temporary` one that stopped normally (stopNormally), or a failed subtree.
+ */
 export class MachineStoppedError extends SsmError {
   constructor(readonly machine: string) {
     super('MACHINE_STOPPED', `machine ${machine} is not running`);

@@ -1,4 +1,4 @@
-import { RecoveryError, StartError, describe } from '../errors.js';
+import { MachineStoppedError, RecoveryError, StartError, describe } from '../errors.js';
 import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -7,7 +7,7 @@ import { planRestart, planRetry } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
-type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort';
+type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort' | 'normal';
 
 /**
  * The supervisor behaviour at run time: starting and stopping subtrees in order, and applying
@@ -35,6 +35,7 @@ export class Supervision {
     }
     const w = node;
     w.status = 'starting';
+    w.normalExit = false;
     let report;
     try {
       report = this.persistence.restore(w);
@@ -61,7 +62,7 @@ export class Supervision {
     const w = node;
     if (w.status === 'stopped' || w.status === 'failed') return;
     const corrupt = w.status === 'crashed';
-    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
+    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' || reason === 'normal' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
     w.status = 'stopped';
@@ -76,6 +77,21 @@ export class Supervision {
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
     await this.childFailed(w.parent, w.index, error);
+  }
+
+  /**
+   * A step of `w` asked to stop normally; its reply is out and its state committed. As OTP's
+   * do_restart: a permanent child is restarted like after a crash (and counted), but from the
+   * snapshot taken as it stops, not from a corrupt memory; a transient or temporary one is
+   * stopped with a snapshot and stays stopped.
+   */
+  async exited(w: WorkerNode): Promise<void> {
+    if (w.restart === 'permanent') {
+      await this.childFailed(w.parent, w.index, new MachineStoppedError(w.name));
+      return;
+    }
+    await this.stop(w, 'normal');
+    w.normalExit = true;
   }
 
   /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
@@ -99,7 +115,7 @@ export class Supervision {
       failed: index,
       failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
       childRestart: sup.children.map((c) => (c.kind === 'worker' ? c.restart : 'permanent')),
-      alive: sup.children.map((c, i) => i !== index && isAlive(c)),
+      alive: sup.children.map((c, i) => i !== index && present(c)),
       restartTimes: sup.restartTimes,
       intensity: sup.intensity,
       periodMs: sup.periodMs,
@@ -184,4 +200,13 @@ export class Supervision {
     else if (r.outcome === 'error') this.log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
   }
 
+}
+
+/**
+ * Whether a sibling restart (one_for_all, rest_for_one) takes `c` in: a running child, or, as in
+ * OTP where a transient child that exited normally keeps its spec (pid undefined) and
+ * `start_children` starts it again, a transient worker that stopped normally.
+ */
+function present(c: RuntimeNode): boolean {
+  return isAlive(c) || (c.kind === 'worker' && c.normalExit && c.restart === 'transient');
 }

@@ -5,8 +5,8 @@ import type { AnyMachine } from './machine.js';
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
 
 /**
- * OTP child restart types. A crash inside `step` is always an abnormal exit, so `permanent`
- * and `transient` children are both restarted after a crash; `temporary` children never are.
+ * OTP child restart types. `permanent`: restarted after a crash and after a normal exit
+ * ({@link stopNormally}); `transient`: only after a crash; `temporary`: never.
  */
 export type RestartType = 'permanent' | 'transient' | 'temporary';
 
