@@ -39,7 +39,10 @@ export class UnknownMachineError extends SsmError {
   }
 }
 
-/** The machine exists but is not running (a `temporary` child that crashed, or a failed subtree). */
+/**
+ * The machine exists but is not running: a `temporary` child that crashed, a `transient` or
+ * `temporary` one that stopped normally (stopNormally), or a failed subtree.
+ */
 export class MachineStoppedError extends SsmError {
   constructor(readonly machine: string) {
     super('MACHINE_STOPPED', `machine ${machine} is not running`);
@@ -105,6 +108,17 @@ export class ReadOnlyDatabaseError extends StorageError {
 export class RecoveryError extends SsmError {
   constructor(readonly machine: string, readonly seq: number | null, message: string, options?: { cause?: unknown }) {
     super('RECOVERY_ERROR', `recovery of ${machine} failed${seq === null ? '' : ` at seq ${seq}`}: ${message}`, options);
+  }
+}
+
+/**
+ * A machine could not be started (OTP's `{failed_to_start_child, Id, Reason}`): `machine` names
+ * it and `cause` keeps what its start threw, e.g. an `init()` that threw. A state that cannot be
+ * recovered is reported as the more specific {@link RecoveryError}, which names the machine too.
+ */
+export class StartError extends SsmError {
+  constructor(readonly machine: string, cause: unknown) {
+    super('START_ERROR', `${machine} failed to start: ${describe(cause)}`, { cause });
   }
 }
 

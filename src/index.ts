@@ -1,4 +1,4 @@
-export { defineMachine, type Machine, type MachineDefinition, type AnyMachine } from './model/machine.js';
+export { defineMachine, stopNormally, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StopDirective } from './model/machine.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
 export type { ApplicationOptions, CallOptions } from './engine/options.js';

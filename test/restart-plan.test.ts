@@ -1,7 +1,7 @@
 import test from 'ava';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { affectedChildren, planRestart, recordRestart, type FailureInput } from '../src/engine/restart-plan.js';
+import { affectedChildren, planRestart, planRetry, recordRestart, type FailureInput } from '../src/engine/restart-plan.js';
 import type { RestartType, Strategy } from '../src/model/tree.js';
 
 /** restart-plan.ts is pure: its decisions are checked against properties over random inputs. */
@@ -181,4 +181,26 @@ test('planRestart: temporary siblings caught in a one_for_all or rest_for_one re
     });
     t.deepEqual(decision, { action: 'restart', stop: [2, 1, 0], start: [0, 2] }, strategy);
   }
+});
+
+test('planRetry (OTP try_again_restart): counts against the intensity; retries what OTP retries', (t) => {
+  fc.assert(
+    fc.property(failureArb, fc.integer({ min: 0, max: 11 }), (input, k) => {
+      const first = planRestart({ ...input, failedRestart: 'permanent' });
+      if (first.decision.action !== 'restart') return;
+      const pending = first.decision.start;
+      const failed = pending[k % pending.length]!;
+      // Children of the attempt started before `failed` are running, the rest are not.
+      const alive = input.alive.map((a, i) => (pending.includes(i) ? i < failed : a));
+      const { decision, restartTimes } = planRetry({ ...input, failed, pending, alive, restartTimes: first.restartTimes });
+      const window = recordRestart(first.restartTimes, input.now, input.intensity, input.periodMs);
+      assert.deepEqual(restartTimes, window.times);
+      assert.equal(decision.action, window.exceeded ? 'escalate' : 'restart');
+      if (decision.action !== 'restart') return;
+      const expected = input.strategy === 'one_for_one' ? [failed] : input.strategy === 'one_for_all' ? [...pending] : pending.filter((i) => i >= failed);
+      assert.deepEqual(decision.start, expected);
+      assert.deepEqual(decision.stop, expected.filter((i) => i === failed || alive[i]).reverse());
+    }),
+  );
+  t.pass();
 });

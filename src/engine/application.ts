@@ -249,7 +249,8 @@ export class App {
 /**
  * Starts a supervision tree: opens (or creates) the database, recovers every machine's state
  * depth-first, and starts the event loop. Rejects with ConfigError, DatabaseLockedError,
- * SchemaVersionError, StorageError or RecoveryError.
+ * SchemaVersionError, StorageError, RecoveryError or StartError (a machine that failed to start,
+ * named, with the cause).
  */
 export async function startApplication(tree: SupervisorSpec, options: ApplicationOptions = {}): Promise<App> {
   const app = new App(tree, options);

@@ -1,5 +1,6 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineStoppedError, StorageError, describe } from '../errors.js';
+import { checkStepResult, stopsNormally } from '../model/machine.js';
 import type { LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
@@ -88,19 +89,22 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   }
 
   runBatch(batch: Pending[]): BatchOutcome {
-    const { groups, crash } = this.step(batch);
-    const done = crash ? batch.slice(0, crash.at) : batch;
+    const { groups, crash, stopAt = -1 } = this.step(batch);
+    // A normal stop (issue 12.4) ends the batch after its request, which is answered like any other.
+    const done = crash ? batch.slice(0, crash.at) : stopAt >= 0 ? batch.slice(0, stopAt + 1) : batch;
     const storageError = this.commit(groups);
     for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
     if (!storageError) this.snapshots.afterCommit(groups.keys());
     // After a failed commit a machine may be left crashed (its reload failed too).
     const unreloaded = storageError !== null && this.workers.some((w) => w.status === 'crashed');
-    if (!crash && !unreloaded) return { crashedAt: -1 };
-    return { crashedAt: crash ? crash.at : -1, supervise: () => this.supervise(batch, crash) };
+    // A normal stop whose commit failed did not happen: its machine was reloaded and keeps running.
+    const stopped = stopAt >= 0 && storageError === null ? batch[stopAt]!.target : null;
+    if (!crash && !unreloaded && stopAt < 0) return { crashedAt: -1 };
+    return { crashedAt: crash ? crash.at : stopAt, supervise: () => this.supervise(batch, crash, stopped) };
   }
 
   /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
-  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null } {
+  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
     const prepared = prepareInputs(batch);
     this.gateWrites(batch);
     const groups = new Map<WorkerNode, Group>();
@@ -117,11 +121,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
         continue;
       }
+      let stops = false;
       try {
-        const result = w.machine.step(r.stepInput, w.state);
-        if (!Array.isArray(result) || result.length !== 2) throw new TypeError(`step of ${w.name} must return [state, output]`);
+        const result: unknown = w.machine.step(r.stepInput, w.state);
+        checkStepResult(result, w.name);
         w.state = result[0];
         r.output = result[1];
+        stops = stopsNormally(result);
       } catch (error) {
         // Its memory may be half-mutated from here on: nothing may snapshot or step it.
         w.status = 'crashed';
@@ -134,6 +140,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         g.parts.push(r.logged);
         g.bytes += r.logged.byteLength;
       }
+      if (stops) return { groups, crash: null, stopAt: i };
     }
     return { groups, crash: null };
   }
@@ -187,7 +194,8 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   }
 
   /** Runs under the loop's lock, after the replies of the requests before the crash were released. */
-  private async supervise(batch: Pending[], crash: Crash | null): Promise<void> {
+  private async supervise(batch: Pending[], crash: Crash | null, stopped: WorkerNode | null = null): Promise<void> {
+    if (stopped && !this.isEnded()) await this.supervision.exited(stopped);
     if (crash) {
       const r = batch[crash.at]!;
       const w = r.target;

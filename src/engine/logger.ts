@@ -5,7 +5,7 @@ import type { RecoveryReport, TableIntegrity } from '../storage/reports.js';
 export type LifecycleEvent =
   | { readonly type: 'started'; readonly machine: string; readonly recovery: RecoveryReport }
   | { readonly type: 'crashed'; readonly machine: string; readonly error: unknown }
-  | { readonly type: 'terminated'; readonly machine: string; readonly reason: 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort' }
+  | { readonly type: 'terminated'; readonly machine: string; readonly reason: 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort' | 'normal' }
   | { readonly type: 'restarting'; readonly supervisor: string; readonly strategy: string; readonly machines: readonly string[] }
   | { readonly type: 'escalated'; readonly supervisor: string; readonly intensity: number; readonly periodMs: number; readonly error: unknown }
   | { readonly type: 'hook_timeout'; readonly machine: string; readonly hook: 'onStart' | 'onTerminate'; readonly ms: number }

@@ -78,3 +78,47 @@ export function planRestart(input: FailureInput): { decision: RestartDecision; r
   const start = affected.filter((i) => input.childRestart?.[i] !== 'temporary');
   return { decision: { action: 'restart', stop: [...affected].reverse(), start }, restartTimes: window.times };
 }
+
+export interface RetryInput {
+  readonly strategy: Strategy;
+  readonly childCount: number;
+  /** The child whose start failed during the restart. */
+  readonly failed: number;
+  /** The `start` list of the restart attempt that failed, in start order. */
+  readonly pending: readonly number[];
+  /** Which children are running now (the one that failed to start counts as not running). */
+  readonly alive: readonly boolean[];
+  readonly restartTimes: readonly number[];
+  readonly intensity: number;
+  readonly periodMs: number;
+  readonly now: number;
+}
+
+/**
+ * Decides the next attempt after a restart whose start of child `failed` threw, as OTP's
+ * `try_again_restart`: the attempt counts against the intensity like any restart (`add_restart`),
+ * so a start that keeps failing ends in escalation, and one that fails once is survived.
+ * What is tried again follows OTP's `restart/3`:
+ * - one_for_one: the failed child alone;
+ * - one_for_all: every child of the failed attempt; those already restarted are stopped first
+ *   (`restart_multiple_children` -> `terminate_children`);
+ * - rest_for_one: the failed child and those after it in the failed attempt (`split_child`); the
+ *   ones before it, already restarted, are kept.
+ * Temporary children were already left out of `pending`, so they are never started again.
+ * `stop` lists the running children among those (and the failed one, whose partly started
+ * subtree must be torn down), in reverse start order.
+ */
+export function planRetry(input: RetryInput): { decision: RestartDecision; restartTimes: number[] } {
+  const { failed, alive } = input;
+  const window = recordRestart(input.restartTimes, input.now, input.intensity, input.periodMs);
+  const running = (i: number): boolean => i === failed || alive[i] === true;
+  if (window.exceeded) {
+    const all: number[] = [];
+    for (let i = input.childCount - 1; i >= 0; i--) if (running(i)) all.push(i);
+    return { decision: { action: 'escalate', stop: all }, restartTimes: window.times };
+  }
+  const start =
+    input.strategy === 'one_for_one' ? [failed] : input.strategy === 'one_for_all' ? [...input.pending] : input.pending.filter((i) => i >= failed);
+  const stop = start.filter(running).reverse();
+  return { decision: { action: 'restart', stop, start }, restartTimes: window.times };
+}

@@ -39,6 +39,8 @@ export class WorkerNode {
   lastError: string | null = null;
   /** A policy snapshot is scheduled and has not run yet. */
   snapshotPending = false;
+  /** Stopped by its own step (stopNormally) and not restarted: a transient or temporary child. */
+  normalExit = false;
 
   constructor(spec: WorkerSpec, readonly parent: SupervisorNode, readonly index: number) {
     this.name = spec.name;

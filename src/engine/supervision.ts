@@ -1,13 +1,13 @@
-import { describe } from '../errors.js';
+import { MachineStoppedError, RecoveryError, StartError, describe } from '../errors.js';
 import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Persistence } from './persistence.js';
-import { planRestart } from './restart-plan.js';
+import { planRestart, planRetry } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
-type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort';
+type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort' | 'normal';
 
 /**
  * The supervisor behaviour at run time: starting and stopping subtrees in order, and applying
@@ -25,7 +25,7 @@ export class Supervision {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running. */
+  /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running: the caller decides (retry, undo). */
   async start(node: RuntimeNode): Promise<void> {
     if (node.kind === 'supervisor') {
       node.status = 'running';
@@ -35,6 +35,7 @@ export class Supervision {
     }
     const w = node;
     w.status = 'starting';
+    w.normalExit = false;
     let report;
     try {
       report = this.persistence.restore(w);
@@ -42,7 +43,8 @@ export class Supervision {
       w.status = 'failed';
       w.lastError = describe(err);
       this.persistence.setStatus(w, 'failed', 0, w.lastError);
-      throw err;
+      // The failure must say which machine it was: a RecoveryError already does.
+      throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
     if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
     w.status = 'running';
@@ -60,7 +62,7 @@ export class Supervision {
     const w = node;
     if (w.status === 'stopped' || w.status === 'failed') return;
     const corrupt = w.status === 'crashed';
-    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' ? 'terminate' : 'restart');
+    if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' || reason === 'normal' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
     w.state = undefined;
     w.status = 'stopped';
@@ -75,6 +77,21 @@ export class Supervision {
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
     await this.childFailed(w.parent, w.index, error);
+  }
+
+  /**
+   * A step of `w` asked to stop normally; its reply is out and its state committed. As OTP's
+   * do_restart: a permanent child is restarted like after a crash (and counted), but from the
+   * snapshot taken as it stops, not from a corrupt memory; a transient or temporary one is
+   * stopped with a snapshot and stays stopped.
+   */
+  async exited(w: WorkerNode): Promise<void> {
+    if (w.restart === 'permanent') {
+      await this.childFailed(w.parent, w.index, new MachineStoppedError(w.name));
+      return;
+    }
+    await this.stop(w, 'normal');
+    w.normalExit = true;
   }
 
   /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
@@ -92,13 +109,13 @@ export class Supervision {
 
   private async childFailed(sup: SupervisorNode, index: number, error: unknown): Promise<void> {
     const failed = sup.children[index]!;
-    const { decision, restartTimes } = planRestart({
+    let { decision, restartTimes } = planRestart({
       strategy: sup.strategy,
       childCount: sup.children.length,
       failed: index,
       failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
       childRestart: sup.children.map((c) => (c.kind === 'worker' ? c.restart : 'permanent')),
-      alive: sup.children.map((c, i) => i !== index && isAlive(c)),
+      alive: sup.children.map((c, i) => i !== index && present(c)),
       restartTimes: sup.restartTimes,
       intensity: sup.intensity,
       periodMs: sup.periodMs,
@@ -109,31 +126,64 @@ export class Supervision {
       await this.stop(failed, 'temporary');
       return;
     }
-    if (decision.action === 'restart') {
-      sup.status = 'restarting';
-      const nodes = decision.start.map((i) => sup.children[i]!);
-      this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
-      for (const i of decision.stop) {
-        const child = sup.children[i]!;
-        await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== index ? 'temporary' : 'restart');
-      }
-      try {
-        for (const node of nodes) {
-          for (const w of workersOf(node)) {
-            w.restarts++;
-            this.metrics.restarts++;
-            this.persistence.setStatus(w, 'restarting', 1);
-          }
-          await this.start(node);
-        }
+    let crashed = index;
+    while (decision.action === 'restart') {
+      const startFailed = await this.restartChildren(sup, decision, crashed);
+      if (!startFailed) {
         sup.status = 'running';
         return;
-      } catch (startError) {
-        // A child that cannot start (e.g. RecoveryError) fails its supervisor, as in OTP.
-        error = startError;
       }
+      // A child that cannot start does not fail its supervisor at once: as OTP's
+      // try_again_restart, the restart is tried again, each attempt counted against the
+      // intensity, so only a start that keeps failing escalates.
+      error = startFailed.error;
+      crashed = startFailed.at;
+      // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      ({ decision, restartTimes } = planRetry({
+        strategy: sup.strategy,
+        childCount: sup.children.length,
+        failed: crashed,
+        pending: decision.start,
+        alive: sup.children.map((c, i) => i !== crashed && isAlive(c)),
+        restartTimes: sup.restartTimes,
+        intensity: sup.intensity,
+        periodMs: sup.periodMs,
+        now: this.now(),
+      }));
+      sup.restartTimes = restartTimes;
     }
     await this.escalate(sup, error);
+  }
+
+  /**
+   * One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose
+   * start threw (its partly started subtree stopped again), or null when all started.
+   */
+  private async restartChildren(sup: SupervisorNode, decision: { stop: readonly number[]; start: readonly number[] }, crashed: number): Promise<{ at: number; error: unknown } | null> {
+    const nodes = decision.start.map((i) => sup.children[i]!);
+    sup.status = 'restarting';
+    this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
+    for (const i of decision.stop) {
+      const child = sup.children[i]!;
+      await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== crashed ? 'temporary' : 'restart');
+    }
+    for (const [k, node] of nodes.entries()) {
+      for (const w of workersOf(node)) {
+        w.restarts++;
+        this.metrics.restarts++;
+        this.persistence.setStatus(w, 'restarting', 1);
+      }
+      try {
+        await this.start(node);
+      } catch (error) {
+        // A child supervisor may have started some of its children: as in OTP, a supervisor
+        // whose start fails terminates the children it did start.
+        await this.stop(node, 'restart');
+        return { at: decision.start[k]!, error };
+      }
+    }
+    return null;
   }
 
   private async escalate(sup: SupervisorNode, error: unknown): Promise<void> {
@@ -150,4 +200,13 @@ export class Supervision {
     else if (r.outcome === 'error') this.log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
   }
 
+}
+
+/**
+ * Whether a sibling restart (one_for_all, rest_for_one) takes `c` in: a running child, or, as in
+ * OTP where a transient child that exited normally keeps its spec (pid undefined) and
+ * `start_children` starts it again, a transient worker that stopped normally.
+ */
+function present(c: RuntimeNode): boolean {
+  return isAlive(c) || (c.kind === 'worker' && c.normalExit && c.restart === 'transient');
 }

@@ -13,9 +13,10 @@ export interface MachineDefinition<S, I, O> {
   /**
    * Applies one input. May mutate and return the same state object (large states should not be
    * copied per step). A throw is a crash: the in-memory state is then treated as corrupt and
-   * rebuilt from storage.
+   * rebuilt from storage. Return {@link stopNormally}`(state, output)` to reply and then stop
+   * the machine normally (OTP's `{stop, normal, Reply, State}`).
    */
-  step(input: I, state: S): readonly [S, O];
+  step(input: I, state: S): StepResult<S, O>;
   /** Wire codec for {@link App.callBytes} and HTTP. Defaults to CBOR. */
   codec?: Codec<I, O>;
   /**
@@ -35,6 +36,41 @@ export interface MachineDefinition<S, I, O> {
   /** Runs when the machine is stopped or restarted, under the worker's shutdown grace time. */
   onTerminate?(name: string, state: S): void | Promise<void>;
 }
+
+/**
+ * Asks for a normal stop, as the third element of what `step` returns. The reply is delivered,
+ * the returned state is committed like any other, and the machine is then stopped with a
+ * snapshot of that state (OTP's `{stop, normal, Reply, State}`). What follows depends on the
+ * worker's restart type, as in OTP: `permanent` is restarted (from that snapshot) and the
+ * restart counts against the intensity; `transient` and `temporary` stay stopped (calls get
+ * MachineStoppedError) until the application is started again, which restores that state.
+ */
+export interface StopDirective {
+  readonly stop: 'normal';
+}
+
+/** What `step` returns: the new state and the output, and optionally a {@link StopDirective}. */
+export type StepResult<S, O> = readonly [S, O] | readonly [S, O, StopDirective];
+
+const NORMAL: StopDirective = Object.freeze({ stop: 'normal' });
+
+/** `return stopNormally(state, output)` from a step: reply `output`, then stop normally. */
+export function stopNormally<S, O>(state: S, output: O): readonly [S, O, StopDirective] {
+  return [state, output, NORMAL];
+}
+
+/** Checks what a step returned; throws TypeError (a crash) unless it is a {@link StepResult}. */
+export function checkStepResult(result: unknown, name: string): asserts result is StepResult<unknown, unknown> {
+  if (Array.isArray(result) && result.length === 2) return;
+  if (Array.isArray(result) && result.length === 3) {
+    const d = result[2] as { stop?: unknown } | null;
+    if (d !== null && typeof d === 'object' && d.stop === 'normal') return;
+  }
+  throw new TypeError(`step of ${name} must return [state, output] or stopNormally(state, output)`);
+}
+
+/** Whether a checked step result asks for a normal stop. */
+export const stopsNormally = (result: StepResult<unknown, unknown>): boolean => result.length === 3;
 
 /** A machine definition with defaults filled in. */
 export interface Machine<S, I, O> extends MachineDefinition<S, I, O> {

@@ -5,8 +5,8 @@ import type { AnyMachine } from './machine.js';
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
 
 /**
- * OTP child restart types. A crash inside `step` is always an abnormal exit, so `permanent`
- * and `transient` children are both restarted after a crash; `temporary` children never are.
+ * OTP child restart types. `permanent`: restarted after a crash and after a normal exit
+ * ({@link stopNormally}); `transient`: only after a crash; `temporary`: never.
  */
 export type RestartType = 'permanent' | 'transient' | 'temporary';
 
@@ -68,10 +68,14 @@ export function worker(name: string, machine: AnyMachine, options: WorkerOptions
 export function supervisor(strategy: Strategy, children: readonly ChildSpec[], options: SupervisorOptions = {}): SupervisorSpec {
   if (!STRATEGIES.includes(strategy)) throw new ConfigError(`supervisor strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
   if (!Array.isArray(children)) throw new ConfigError('supervisor children must be an array');
+  children.forEach((child, i) => checkChild(child, `supervisor child ${i}`));
+  if (options === null || typeof options !== 'object') throw new ConfigError('supervisor options must be an object');
   const intensity = options.intensity ?? 1;
   const periodMs = options.periodMs ?? 5000;
-  if (!Number.isInteger(intensity) || intensity < 0) throw new ConfigError('supervisor intensity must be an integer >= 0');
-  if (!(periodMs > 0)) throw new ConfigError('supervisor periodMs must be > 0');
+  // As OTP's validIntensity/validPeriod: integers, so a window of Infinity (never forgetting a
+  // restart) or NaN (never counting one) cannot slip in.
+  if (!Number.isSafeInteger(intensity) || intensity < 0) throw new ConfigError(`supervisor intensity must be an integer >= 0, got ${String(intensity)}`);
+  if (!Number.isSafeInteger(periodMs) || periodMs <= 0) throw new ConfigError(`supervisor periodMs must be an integer > 0, got ${String(periodMs)}`);
   return { kind: 'supervisor', name: options.name, strategy, children, intensity, periodMs };
 }
 
@@ -80,6 +84,7 @@ export function workerNames(tree: SupervisorSpec): string[] {
   const names: string[] = [];
   const seen = new Set<string>();
   const visit = (node: ChildSpec): void => {
+    checkChild(node, 'tree node');
     if (node.kind === 'worker') {
       if (seen.has(node.name)) throw new ConfigError(`duplicate machine name in tree: ${node.name}`);
       seen.add(node.name);
@@ -91,4 +96,20 @@ export function workerNames(tree: SupervisorSpec): string[] {
   if (!tree || tree.kind !== 'supervisor') throw new ConfigError('the root of the tree must be a supervisor(...)');
   visit(tree);
   return names;
+}
+
+/**
+ * Throws ConfigError unless `child` is a spec made by {@link worker} or {@link supervisor}: as
+ * OTP's check_childspec answers `{invalid_child_spec, X}`, never a TypeError from deep inside.
+ */
+function checkChild(child: unknown, what: string): asserts child is ChildSpec {
+  const kind = child !== null && typeof child === 'object' ? (child as { kind?: unknown }).kind : undefined;
+  if (kind === 'worker' || (kind === 'supervisor' && Array.isArray((child as { children?: unknown }).children))) return;
+  let shown: string;
+  try {
+    shown = JSON.stringify(child) ?? String(child);
+  } catch {
+    shown = String(child);
+  }
+  throw new ConfigError(`${what} is not a child spec (use worker(...) or supervisor(...)), got ${shown.slice(0, 80)}`);
 }

@@ -1,6 +1,6 @@
 import { cbor } from '../encoding/cbor.js';
 import { RecoveryError } from '../errors.js';
-import type { AnyMachine } from '../model/machine.js';
+import { checkStepResult, type AnyMachine } from '../model/machine.js';
 import { sha256 } from './checksum.js';
 import type { Recovered, RecoveryReport } from './reports.js';
 import type { SnapshotMeta } from './rows.js';
@@ -77,7 +77,8 @@ export function recoverState<S>(store: StoreReader, name: string, machine: AnyMa
     for (let i = seq + 1 - row.firstSeq; i < inputs.length && seq < uptoSeq; i++) {
       try {
         const result = machine.step(inputs[i], state);
-        if (!Array.isArray(result) || result.length !== 2) throw new TypeError('step must return [state, output]');
+        // A normal stop asked for by this step happened once, live; replay only needs its state.
+        checkStepResult(result, name);
         state = result[0];
       } catch (err) {
         throw new RecoveryError(name, row.firstSeq + i, `replay threw (steps must be deterministic): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
