@@ -184,9 +184,11 @@ export async function run(argv: string[]): Promise<number> {
         try {
           refuseForeignDatabase(store, values.module, names);
         } catch (err) {
-          if (!(err instanceof ForeignDatabaseError)) throw err;
-          foreign = err;
-          return;
+          // Unreadable pages are the other checks' to report; replay then reports its own failure.
+          if (err instanceof ForeignDatabaseError) {
+            foreign = err;
+            return;
+          }
         }
         for (const name of names) checks.push(replay(store, name, resolveMachine));
       });
