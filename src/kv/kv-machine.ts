@@ -1,5 +1,6 @@
 import { defineMachine, type Machine } from '../model/machine.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
+import { BYTE_OPS, BYTE_OPS_READ_ONLY, byteOpStep, validateByteOp, type KvByteOpInput } from './kv-ops.js';
 
 /**
  * The key-value store as a state machine: the machine behind `ssm serve` and {@link openKV}.
@@ -13,7 +14,8 @@ export type KvInput =
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'has'; readonly key: string }
   | { readonly op: 'size' }
-  | { readonly op: 'entries'; readonly prefix?: string; readonly limit?: number };
+  | { readonly op: 'entries'; readonly prefix?: string; readonly limit?: number; readonly after?: string; readonly keysOnly?: boolean }
+  | KvByteOpInput;
 
 export type KvOutput = unknown;
 export type KvState = ShardedMap<unknown>;
@@ -45,18 +47,23 @@ export function isWellFormed(s: string): boolean {
   return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
-const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries']);
+const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', ...BYTE_OPS_READ_ONLY]);
+
+/** The checks every key gets: a string, at most {@link MAX_KEY_LENGTH}, valid Unicode. */
+function checkKey(key: unknown, op: string): string {
+  if (typeof key !== 'string') throw new TypeError(`op ${op} needs a string "key"`);
+  if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
+  if (!isWellFormed(key)) throw new TypeError(LONE_SURROGATE);
+  return key;
+}
 
 /** Rejects anything that is not a well-formed {@link KvInput}. */
 export function validateKvInput(input: unknown): KvInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TypeError('input must be a map with an "op" field');
   const o = input as Record<string, unknown>;
   const key = o['key'];
-  const needsKey = (): void => {
-    if (typeof key !== 'string') throw new TypeError(`op ${String(o['op'])} needs a string "key"`);
-    if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
-    if (!isWellFormed(key)) throw new TypeError(LONE_SURROGATE);
-  };
+  const needsKey = (): void => void checkKey(key, String(o['op']));
+  if (BYTE_OPS.has(o['op'] as string)) return validateByteOp(o, checkKey);
   switch (o['op']) {
     case 'store':
       needsKey();
@@ -72,13 +79,15 @@ export function validateKvInput(input: unknown): KvInput {
     case 'entries': {
       const prefix = o['prefix'];
       const limit = o['limit'];
+      const after = o['after'];
+      if (after !== undefined) checkKey(after, 'entries (after)');
       if (prefix !== undefined && typeof prefix !== 'string') throw new TypeError('"prefix" must be a string');
       if (prefix !== undefined && !isWellFormed(prefix)) throw new TypeError(LONE_SURROGATE);
       if (limit !== undefined && !(Number.isSafeInteger(limit) && (limit as number) >= 0)) throw new TypeError('"limit" must be a non-negative integer');
-      return { op: 'entries', prefix: prefix as string | undefined, limit: limit as number | undefined };
+      return { op: 'entries', prefix: prefix as string | undefined, limit: limit as number | undefined, ...(after === undefined ? {} : { after: after as string }), ...(o['keysOnly'] === true ? { keysOnly: true } : {}) };
     }
     default:
-      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size or entries`);
+      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size, entries, ${[...BYTE_OPS].join(', ')}`);
   }
 }
 
@@ -100,13 +109,19 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
       const out: [string, unknown][] = [];
       const limit = input.limit ?? Number.POSITIVE_INFINITY;
       const prefix = input.prefix ?? '';
-      const keys = [...state.keys()].filter((k) => k.startsWith(prefix)).sort();
+      // `after` pages through the sorted keys (SCAN): a key present for the whole scan is
+      // returned once, whatever is stored or deleted between pages.
+      const after = input.after;
+      const keys = [...state.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort();
+      if (input.keysOnly) return [state, keys.slice(0, limit)];
       for (const k of keys) {
         if (out.length >= limit) break;
         out.push([k, state.get(k)]);
       }
       return [state, out];
     }
+    default:
+      return [state, byteOpStep(input, state)];
   }
 }
 

@@ -1,0 +1,89 @@
+/**
+ * Commands over the whole keyspace of the selected machine: DBSIZE, TYPE, KEYS, SCAN. Keys are
+ * listed with the machine's sorted, paged `entries` (keysOnly, after, prefix): a pattern's
+ * literal head becomes the prefix, the rest is matched here.
+ */
+import { array, bulk, int, simple } from './encoder.js';
+import type { Session } from './session.js';
+import { ReplyError, SYNTAX, intArg, keyOf, type Handler } from './string-commands.js';
+
+/** Redis's glob (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) as a RegExp over the whole key. */
+export function globToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '[\\s\\S]*';
+    else if (c === '?') re += '[\\s\\S]';
+    else if (c === '\\' && i + 1 < pattern.length) re += escape(pattern[++i]!);
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
+      let body = pattern.slice(i + 1, end);
+      const negate = body.startsWith('^');
+      if (negate) body = body.slice(1);
+      re += `[${negate ? '^' : ''}${body.replace(/[\\\]]/g, '\\$&')}]`;
+      i = end;
+    } else re += escape(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+const escape = (c: string): string => c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+/** The literal head of a glob pattern (up to its first special character), for `prefix`. */
+export function literalPrefix(pattern: string): string {
+  const m = /^[^*?[\\]*/.exec(pattern);
+  return m ? m[0] : '';
+}
+
+const listKeys = (s: Session, input: { prefix: string; after?: string; limit?: number }): Promise<string[]> =>
+  s.server.options.app.callValue<string[]>(s.machine, { op: 'entries', keysOnly: true, ...input });
+
+/** SCAN's COUNT when not given, as in Redis. */
+const DEFAULT_COUNT = 10;
+
+const scan: Handler = (s, a) => {
+  const cursor = intArg(a[1]!);
+  let match: string | undefined;
+  let count = DEFAULT_COUNT;
+  for (let i = 2; i < a.length; i += 2) {
+    const opt = a[i]!.toString('latin1').toUpperCase();
+    if (i + 1 >= a.length) throw new ReplyError(SYNTAX);
+    if (opt === 'MATCH') match = keyOf(a[i + 1]!);
+    else if (opt === 'COUNT') {
+      const n = intArg(a[i + 1]!);
+      if (n < 1n) throw new ReplyError(SYNTAX);
+      count = Number(n > 100_000n ? 100_000n : n);
+    } else if (opt === 'TYPE') {
+      // Every value is a string: TYPE string lists everything, any other type nothing.
+      if (a[i + 1]!.toString('latin1').toLowerCase() !== 'string') return array([bulk('0'), array([])]);
+    } else throw new ReplyError(SYNTAX);
+  }
+  // An unknown cursor (forgotten, or from another connection) starts over, which SCAN allows:
+  // a client may see keys twice, never miss one.
+  const after = cursor === 0n ? undefined : s.cursorKey(Number(cursor));
+  const prefix = match === undefined ? '' : literalPrefix(match);
+  const re = match === undefined ? null : globToRegExp(match);
+  return listKeys(s, { prefix, ...(after === undefined ? {} : { after }), limit: count }).then((keys) => {
+    const next = keys.length < count ? 0 : s.cursorFor(keys[keys.length - 1]!);
+    const shown = re ? keys.filter((k) => re.test(k)) : keys;
+    return array([bulk(String(next)), array(shown.map((k) => bulk(k)))]);
+  });
+};
+
+export const KEYSPACE_COMMANDS: Record<string, readonly [number, Handler]> = {
+  dbsize: [1, (s) => s.server.options.app.callValue<number>(s.machine, { op: 'size' }).then(int)],
+  type: [2, (s, a) => s.server.options.app.callValue<boolean>(s.machine, { op: 'has', key: keyOf(a[1]!) }).then((has) => simple(has ? 'string' : 'none'))],
+  keys: [
+    2,
+    (s, a) => {
+      const pattern = keyOf(a[1]!);
+      const re = globToRegExp(pattern);
+      return listKeys(s, { prefix: literalPrefix(pattern) }).then((keys) => array(keys.filter((k) => re.test(k)).map((k) => bulk(k))));
+    },
+  ],
+  scan: [-2, scan],
+};
