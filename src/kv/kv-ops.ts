@@ -89,6 +89,7 @@ export function valueAsBytes(value: unknown): Uint8Array | null {
   if (value === null || value === undefined) return null;
   if (value instanceof Uint8Array) return value;
   if (typeof value === 'string') return utf8.encode(value);
+  if (typeof value === 'bigint') return utf8.encode(value.toString());
   let text: string | undefined;
   try {
     text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Map ? Object.fromEntries(v) : v));

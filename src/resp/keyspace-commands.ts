@@ -62,13 +62,13 @@ const scan: Handler = (s, a) => {
       if (a[i + 1]!.toString('latin1').toLowerCase() !== 'string') return array([bulk('0'), array([])]);
     } else throw new ReplyError(SYNTAX);
   }
-  // An unknown cursor (forgotten, or from another connection) starts over, which SCAN allows:
+  // An unknown cursor (forgotten, or from before a restart) starts over, which SCAN allows:
   // a client may see keys twice, never miss one.
-  const after = cursor === 0n ? undefined : s.cursorKey(Number(cursor));
+  const after = cursor === 0n ? undefined : s.server.cursors.cursorKey(Number(cursor));
   const prefix = match === undefined ? '' : literalPrefix(match);
   const re = match === undefined ? null : globToRegExp(match);
   return listKeys(s, { prefix, ...(after === undefined ? {} : { after }), limit: count }).then((keys) => {
-    const next = keys.length < count ? 0 : s.cursorFor(keys[keys.length - 1]!);
+    const next = keys.length < count ? 0 : s.server.cursors.cursorFor(keys[keys.length - 1]!);
     const shown = re ? keys.filter((k) => re.test(k)) : keys;
     return array([bulk(String(next)), array(shown.map((k) => bulk(k)))]);
   });

@@ -3,7 +3,7 @@ import { dispatch } from './commands.js';
 import { encodeInto, error, type Protocol, type Reply } from './encoder.js';
 import { resolveRespOptions, type RespOptions } from './options.js';
 import { RespParser, RespProtocolError } from './parser.js';
-import { Session, tokenChecker, type ServerContext } from './session.js';
+import { CursorTable, Session, tokenChecker, type ServerContext } from './session.js';
 
 /** A listening RESP endpoint, as returned by {@link serveResp}. */
 export interface RespEndpoint {
@@ -52,6 +52,7 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
     commandsProcessed: 0,
     connected: 0,
     checkToken: tokenChecker(resolved.token),
+    cursors: new CursorTable(),
   };
   const sockets = new Set<Socket>();
   let closing = false;
@@ -64,7 +65,8 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
     socket.on('error', () => socket.destroy());
     if (closing || sockets.size >= resolved.maxConnections) {
       ctx.connectionsRejected++;
-      socket.end('-ERR max number of clients reached\r\n');
+      // Destroyed once written: a socket nobody reads would never see the client's FIN.
+      socket.end('-ERR max number of clients reached\r\n', () => socket.destroy());
       return;
     }
     sockets.add(socket);
@@ -78,10 +80,13 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
     let pausedForPipeline = false;
     let slowTimer: NodeJS.Timeout | null = null;
 
+    // Once the last reply is written the socket is closed outright, as Redis does: a paused,
+    // half-closed socket would wait for the client's FIN that it no longer reads.
+    const finish = (): void => void socket.end(() => socket.destroy());
     const endAfterReplies = (): void => {
       ended = true;
       socket.pause();
-      if (head === slots.length) socket.end();
+      if (head === slots.length) finish();
     };
     const flush = (): void => {
       const out: Buffer[] = [];
@@ -102,10 +107,10 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
       if (out.length > 0 && !socket.destroyed) socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
       if (last) {
         ended = true;
-        socket.end();
+        finish();
         return;
       }
-      if (ended && head === slots.length) socket.end();
+      if (ended && head === slots.length) finish();
       if (pausedForPipeline && slots.length - head <= resolved.maxPipeline / 2) {
         pausedForPipeline = false;
         if (!ended) socket.resume();
@@ -160,7 +165,7 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
         slowTimer = null;
       }
     });
-    const drain = (): void => endAfterReplies();
+    const drain = endAfterReplies;
     drainers.add(drain);
     socket.once('close', () => {
       if (slowTimer) clearTimeout(slowTimer);

@@ -14,10 +14,35 @@ export interface ServerContext {
   /** Open connections. */
   connected: number;
   readonly checkToken: (given: Uint8Array) => boolean;
+  readonly cursors: CursorTable;
 }
 
-/** Most SCAN cursors a connection keeps; the oldest is forgotten beyond (SCAN from it restarts at 0). */
-const MAX_CURSORS = 1024;
+/** Most SCAN cursors the server keeps; the oldest is forgotten beyond (SCAN from it restarts at 0). */
+const MAX_CURSORS = 10_000;
+
+/**
+ * SCAN cursors: a cursor is a number (redis-cli parses it as one) that stands for the last key
+ * a page returned; the next page starts after that key, so a key present for the whole scan is
+ * returned exactly once. Kept by the server, not the connection: clients with a connection pool
+ * (and one redis-cli run per page) continue a scan on another connection.
+ */
+export class CursorTable {
+  readonly #cursors = new Map<number, string>();
+  #next = 1;
+
+  /** A cursor for "after `key`". */
+  cursorFor(key: string): number {
+    const c = this.#next++;
+    this.#cursors.set(c, key);
+    if (this.#cursors.size > MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
+    return c;
+  }
+
+  /** The key a cursor stands for; undefined for 0 and unknown cursors. */
+  cursorKey(cursor: number): string | undefined {
+    return this.#cursors.get(cursor);
+  }
+}
 
 /** Per-connection state of a RESP client. */
 export class Session {
@@ -28,13 +53,6 @@ export class Session {
   name: string | null = null;
   /** Set by QUIT: close once the replies before it are written. */
   quitting = false;
-  /**
-   * SCAN cursors of this connection: a cursor is a number (redis-cli parses it as one), which
-   * stands for the last key returned; the next page starts after that key, so a key present for
-   * the whole scan is returned exactly once.
-   */
-  readonly #cursors = new Map<number, string>();
-  #nextCursor = 1;
 
   constructor(readonly id: number, readonly server: ServerContext) {
     this.authenticated = server.options.token === undefined;
@@ -43,19 +61,6 @@ export class Session {
   /** The KV machine selected. */
   get machine(): string {
     return this.server.options.machines[this.db]!;
-  }
-
-  /** A cursor for "after `key`". */
-  cursorFor(key: string): number {
-    const c = this.#nextCursor++;
-    this.#cursors.set(c, key);
-    if (this.#cursors.size > MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
-    return c;
-  }
-
-  /** The key a cursor stands for; undefined for 0 and unknown cursors. */
-  cursorKey(cursor: number): string | undefined {
-    return this.#cursors.get(cursor);
   }
 }
 
