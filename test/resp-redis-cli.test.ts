@@ -1,6 +1,8 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startApplication, type App } from '../src/engine/application.js';
 import { kvTree } from '../src/kv/demo.js';
@@ -157,4 +159,21 @@ test('serveResp: bad options are ConfigError; maxConnections refuses the newcome
   await new Promise((r) => setTimeout(r, 100));
   t.is(await cli(port, 'PING'), 'ERR max number of clients reached');
   first.destroy();
+});
+
+test('README "Quick start: Redis protocol": every redis-cli line runs as written', async (t) => {
+  const { port } = await harness(t);
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('\n## Quick start: Redis protocol');
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(start))![1]!;
+  const lines = block.split('\n').filter((l) => l.startsWith('redis-cli -p 6380 '));
+  t.true(lines.length >= 8);
+  const outputs: string[] = [];
+  for (const line of lines) {
+    const command = line.replace(/\s+#.*$/, '').replace('-p 6380', `-p ${port}`);
+    const r = await new Promise<string>((resolve) => execFile('sh', ['-c', command], (_e, stdout) => resolve(stdout.trim())));
+    outputs.push(r);
+  }
+  t.deepEqual(outputs.slice(0, 7), ['OK', 'hello', 'OK', '42', '42\n2', 'greeting', 'OK']);
+  t.regex(outputs[7]!, /db0:keys=3,.*machine=kv1/);
 });
