@@ -93,6 +93,8 @@ test('redis-cli: SCAN pages with MATCH and COUNT, KEYS, --scan', async (t) => {
   const scanned = (await redisCli(port, ['--scan', '--pattern', 'user:1?'])).stdout.trim().split('\n');
   t.deepEqual(scanned.sort(), Array.from({ length: 10 }, (_, i) => `user:1${i}`));
   t.is(await cli(port, 'KEYS', 'oth*'), 'other');
+  t.is(await cli(port, 'KEYS', '[z-a]'), 'ERR invalid pattern');
+  t.is(await cli(port, 'KEYS', 'user:[^0-4]?'), 'user:50\nuser:51\nuser:52\nuser:53\nuser:54');
   t.is((await cli(port, 'KEYS', '*')).split('\n').length, 56);
 });
 
@@ -176,4 +178,14 @@ test('README "Quick start: Redis protocol": every redis-cli line runs as written
   }
   t.deepEqual(outputs.slice(0, 7), ['OK', 'hello', 'OK', '42', '42\n2', 'greeting', 'OK']);
   t.regex(outputs[7]!, /db0:keys=3,.*machine=kv1/);
+});
+
+test('slow client: a command that does not arrive whole within commandTimeoutMs is cut off', async (t) => {
+  const { port } = await harness(t, { commandTimeoutMs: 300 });
+  const started = Date.now();
+  const { received, closedByServer } = await rawExchange(port, '*1\r\n$4\r\nPI');
+  t.true(closedByServer);
+  t.is(received, '');
+  t.true(Date.now() - started >= 250);
+  t.is(await cli(port, 'PING'), 'PONG');
 });

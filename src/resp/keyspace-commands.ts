@@ -3,7 +3,7 @@
  * listed with the machine's sorted, paged `entries` (keysOnly, after, prefix): a pattern's
  * literal head becomes the prefix, the rest is matched here.
  */
-import { array, bulk, int, simple } from './encoder.js';
+import { array, bulk, error, int, simple } from './encoder.js';
 import type { Session } from './session.js';
 import { ReplyError, SYNTAX, intArg, keyOf, type Handler } from './string-commands.js';
 
@@ -28,7 +28,12 @@ export function globToRegExp(pattern: string): RegExp {
       i = end;
     } else re += escape(c);
   }
-  return new RegExp(`^${re}$`);
+  try {
+    return new RegExp(`^${re}$`);
+  } catch {
+    // e.g. a reversed range `[z-a]`: the client's mistake, not ours.
+    throw new ReplyError(error('ERR invalid pattern'));
+  }
 }
 
 const escape = (c: string): string => c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
