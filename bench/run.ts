@@ -19,6 +19,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   snapshot: async () => (await import('./sections/snapshot.js')).runSnapshot,
   chaos: async () => (await import('./sections/chaos.js')).runChaos,
   memory: async () => (await import('./sections/memory.js')).runMemory,
+  resp: async () => (await import('./sections/resp.js')).runResp,
 };
 
 async function main(): Promise<number> {

@@ -18,3 +18,5 @@ export { serve, type HttpEndpoint } from './http/server.js';
 export type { ServeOptions } from './http/options.js';
 export type { MachineInfo } from './http/machine-info.js';
 export { HttpError, type ErrorBody } from './http/responses.js';
+export { serveResp, type RespEndpoint } from './resp/server.js';
+export type { RespOptions } from './resp/options.js';

@@ -1,6 +1,7 @@
 import { defineMachine, type Machine } from '../model/machine.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
 import { MAX_PAGE_LIMIT, readPage } from './kv-page.js';
+import { BYTE_OPS, BYTE_OPS_READ_ONLY, byteOpStep, validateByteOp, type KvByteOpInput } from './kv-ops.js';
 
 /**
  * The key-value store as a state machine: the machine behind `ssm serve` and {@link openKV}.
@@ -15,8 +16,9 @@ export type KvInput =
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'has'; readonly key: string }
   | { readonly op: 'size' }
-  | { readonly op: 'entries'; readonly prefix?: string; readonly after?: string; readonly limit?: number }
-  | { readonly op: 'scan'; readonly prefix?: string; readonly after?: string; readonly limit?: number };
+  | { readonly op: 'entries'; readonly prefix?: string; readonly after?: string; readonly limit?: number; readonly keysOnly?: boolean }
+  | { readonly op: 'scan'; readonly prefix?: string; readonly after?: string; readonly limit?: number }
+  | KvByteOpInput;
 
 export type KvOutput = unknown;
 export type KvState = ShardedMap<unknown>;
@@ -50,18 +52,23 @@ export function isWellFormed(s: string): boolean {
   return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
-const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan']);
+const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan', ...BYTE_OPS_READ_ONLY]);
+
+/** The checks every key gets: a string, at most {@link MAX_KEY_LENGTH}, valid Unicode. */
+function checkKey(key: unknown, op: string): string {
+  if (typeof key !== 'string') throw new TypeError(`op ${op} needs a string "key"`);
+  if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
+  if (!isWellFormed(key)) throw new TypeError(LONE_SURROGATE);
+  return key;
+}
 
 /** Rejects anything that is not a well-formed {@link KvInput}. */
 export function validateKvInput(input: unknown): KvInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TypeError('input must be a map with an "op" field');
   const o = input as Record<string, unknown>;
   const key = o['key'];
-  const needsKey = (): void => {
-    if (typeof key !== 'string') throw new TypeError(`op ${String(o['op'])} needs a string "key"`);
-    if (key.length > MAX_KEY_LENGTH) throw new TypeError(`key longer than ${MAX_KEY_LENGTH}`);
-    if (!isWellFormed(key)) throw new TypeError(LONE_SURROGATE);
-  };
+  const needsKey = (): void => void checkKey(key, String(o['op']));
+  if (BYTE_OPS.has(o['op'] as string)) return validateByteOp(o, checkKey);
   switch (o['op']) {
     case 'store':
       needsKey();
@@ -84,10 +91,10 @@ export function validateKvInput(input: unknown): KvInput {
       if (limit !== undefined && !(Number.isSafeInteger(limit) && (limit as number) >= 0)) throw new TypeError('"limit" must be a non-negative integer');
       // Refused rather than clamped: a caller asking for more must learn to page, not get less silently.
       if ((limit as number) > MAX_PAGE_LIMIT) throw new TypeError(`"limit" must be at most ${MAX_PAGE_LIMIT}; page with "after" (op scan answers the cursor)`);
-      return { op: o['op'], prefix: prefix as string | undefined, after: after as string | undefined, limit: limit as number | undefined };
+      return { op: o['op'], prefix: prefix as string | undefined, after: after as string | undefined, limit: limit as number | undefined, ...(o['op'] === 'entries' && o['keysOnly'] === true ? { keysOnly: true } : {}) };
     }
     default:
-      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size, entries or scan`);
+      throw new TypeError(`unknown op ${JSON.stringify(o['op'])}; expected store, lookup, delete, has, size, entries, scan, ${[...BYTE_OPS].join(', ')}`);
   }
 }
 
@@ -105,11 +112,15 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
       return [state, state.has(input.key)];
     case 'size':
       return [state, state.size];
-    case 'entries':
+    case 'entries': {
       // A page (see readPage): cost and size follow what it returns, not the size of the store.
-      return [state, readPage(state, input).entries];
+      const page = readPage(state, input).entries;
+      return [state, input.keysOnly ? page.map(([k]) => k) : page];
+    }
     case 'scan':
       return [state, readPage(state, input)];
+    default:
+      return [state, byteOpStep(input, state)];
   }
 }
 

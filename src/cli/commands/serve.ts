@@ -3,6 +3,8 @@ import { ConfigError } from '../../errors.js';
 import { kvTree } from '../../kv/demo.js';
 import { resolveServeOptions, type ServeOptions } from '../../http/options.js';
 import { serve } from '../../http/server.js';
+import { resolveRespOptions } from '../../resp/options.js';
+import { serveResp } from '../../resp/server.js';
 import { DEFAULT_DB_PATH, type Durability } from '../../storage/store-options.js';
 import { intFlag, parseCommand } from '../args.js';
 import { announcingNewDatabase, usageGuard } from '../common.js';
@@ -11,6 +13,7 @@ import { assertPortFree } from '../port.js';
 export const summary = 'serve the KV tree (kv1, kv2, kv3) over HTTP on 127.0.0.1:7411';
 
 const USAGE = `Usage: ssm serve [--db PATH] [--no-create] [--host H] [--port N] [--token T] [--durability full|normal]
+                 [--resp-port N]
 
 Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] and serves
 it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr,
@@ -37,7 +40,10 @@ Options:
   --durability full|normal   full: fsync before every reply (default); normal: survives a
                              process crash, may lose the last commits on power loss
   --max-body-bytes N         largest request body (default 1048576)
-  --max-connections N        concurrent connections (default 256)`;
+  --max-connections N        concurrent connections (default 256)
+  --resp-port N              also speak the Redis protocol (RESP2/3) on this port, 0 for any
+                             free one (same host and token; SELECT n is the (n+1)-th machine);
+                             prints "resp listening on redis://HOST:PORT"`;
 
 export async function run(argv: string[]): Promise<number> {
   return usageGuard('serve', async () => {
@@ -52,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
         durability: { type: 'string' },
         'max-body-bytes': { type: 'string' },
         'max-connections': { type: 'string' },
+        'resp-port': { type: 'string' },
       },
       USAGE,
       false,
@@ -71,13 +78,16 @@ export async function run(argv: string[]): Promise<number> {
     };
     // Refuse a bad command line before any database is opened.
     const { host, port } = resolveServeOptions(options);
+    const respPort = intFlag('resp-port', values['resp-port']);
+    if (respPort !== undefined) resolveRespOptions({ host, port: respPort, token: options.token });
     // Then refuse a busy port, still before any database is opened (or created).
     await assertPortFree(host, port);
-    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, { durability, create: !values['no-create'] }, options);
+    if (respPort) await assertPortFree(host, respPort);
+    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, { durability, create: !values['no-create'] }, options, respPort);
   });
 }
 
-async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean }, options: Omit<ServeOptions, 'app'>): Promise<number> {
+async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean }, options: Omit<ServeOptions, 'app'>, respPort?: number): Promise<number> {
   // Signals are caught from the start: one that arrives during recovery stops the server
   // gracefully as soon as it is up, instead of killing the process mid-start.
   let onSignal!: (signal: string) => void;
@@ -92,13 +102,17 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
       return started;
     });
     let endpoint;
+    let resp;
     try {
       endpoint = await serve({ app, ...options });
+      if (respPort !== undefined) resp = await serveResp({ app, host: options.host, port: respPort, token: options.token, maxConnections: options.maxConnections });
     } catch (err) {
+      await endpoint?.close();
       await app.stop();
       throw err;
     }
     console.log(`listening on ${endpoint.url}`);
+    if (resp) console.log(`resp listening on ${resp.url}`);
 
     // Wait for a signal, or for the application to stop on its own (root supervisor gave up).
     const outcome = await Promise.race([signalled, app.stopped]);
@@ -108,13 +122,13 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
       const force = (): void => process.exit(130);
       process.once('SIGINT', force);
       process.once('SIGTERM', force);
-      await endpoint.close();
+      await Promise.all([endpoint.close(), resp?.close()]);
       await app.stop();
       process.off('SIGINT', force);
       process.off('SIGTERM', force);
       return 0;
     }
-    await endpoint.close({ graceMs: 1000 });
+    await Promise.all([endpoint.close({ graceMs: 1000 }), resp?.close({ graceMs: 1000 })]);
     if (outcome.reason === 'normal') return 0;
     process.stderr.write('[ssm] the application stopped after a failure; exiting\n');
     return 1;
