@@ -189,3 +189,14 @@ test('slow client: a command that does not arrive whole within commandTimeoutMs 
   t.true(Date.now() - started >= 250);
   t.is(await cli(port, 'PING'), 'PONG');
 });
+
+test('KEYS and SCAN see every key of a store larger than one page (the KV page maximum is 10,000, the default 1,000)', async (t) => {
+  const { port } = await harness(t);
+  const args: string[] = [];
+  for (let i = 0; i < 2500; i++) args.push(`k${String(i).padStart(5, '0')}`, String(i));
+  t.is(await cli(port, 'MSET', ...args), 'OK');
+  t.is((await cli(port, 'KEYS', 'k*')).split('\n').length, 2500);
+  const scanned = new Set((await redisCli(port, ['--scan'])).stdout.trim().split('\n'));
+  t.is(scanned.size, 2500);
+  t.is((await cli(port, 'SCAN', '0', 'COUNT', '50000')).split('\n').length, 1 + 2500, 'COUNT above the page maximum is capped, not refused');
+});
