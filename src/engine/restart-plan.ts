@@ -43,9 +43,17 @@ export function recordRestart(times: readonly number[], now: number, intensity: 
   return { times: recent, exceeded: recent.length > intensity };
 }
 
-export interface FailureInput {
+/** What both decisions read of a supervisor: its strategy, its children and its restart window. */
+export interface SupervisorWindow {
   readonly strategy: Strategy;
   readonly childCount: number;
+  readonly restartTimes: readonly number[];
+  readonly intensity: number;
+  readonly periodMs: number;
+  readonly now: number;
+}
+
+export interface FailureInput extends SupervisorWindow {
   readonly failed: number;
   readonly failedRestart: RestartType;
   /**
@@ -56,10 +64,6 @@ export interface FailureInput {
   readonly childRestart?: readonly RestartType[];
   /** Which children are currently running (the failed one counts as not running). */
   readonly alive: readonly boolean[];
-  readonly restartTimes: readonly number[];
-  readonly intensity: number;
-  readonly periodMs: number;
-  readonly now: number;
 }
 
 /** Decides what a supervisor does about one failed child, and its new restart window. */
@@ -79,19 +83,13 @@ export function planRestart(input: FailureInput): { decision: RestartDecision; r
   return { decision: { action: 'restart', stop: [...affected].reverse(), start }, restartTimes: window.times };
 }
 
-export interface RetryInput {
-  readonly strategy: Strategy;
-  readonly childCount: number;
+export interface RetryInput extends SupervisorWindow {
   /** The child whose start failed during the restart. */
   readonly failed: number;
   /** The `start` list of the restart attempt that failed, in start order. */
   readonly pending: readonly number[];
   /** Which children are running now (the one that failed to start counts as not running). */
   readonly alive: readonly boolean[];
-  readonly restartTimes: readonly number[];
-  readonly intensity: number;
-  readonly periodMs: number;
-  readonly now: number;
 }
 
 /**

@@ -3,7 +3,7 @@ import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Persistence } from './persistence.js';
-import { planRestart, planRetry } from './restart-plan.js';
+import { planRestart, planRetry, type SupervisorWindow } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
@@ -107,19 +107,19 @@ export class Supervision {
     }
   }
 
+  /** What the pure restart planning reads of `sup`, now. */
+  private windowOf(sup: SupervisorNode): SupervisorWindow {
+    return { strategy: sup.strategy, childCount: sup.children.length, restartTimes: sup.restartTimes, intensity: sup.intensity, periodMs: sup.periodMs, now: this.now() };
+  }
+
   private async childFailed(sup: SupervisorNode, index: number, error: unknown): Promise<void> {
     const failed = sup.children[index]!;
     let { decision, restartTimes } = planRestart({
-      strategy: sup.strategy,
-      childCount: sup.children.length,
+      ...this.windowOf(sup),
       failed: index,
       failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
       childRestart: sup.children.map((c) => (c.kind === 'worker' ? c.restart : 'permanent')),
       alive: sup.children.map((c, i) => i !== index && present(c)),
-      restartTimes: sup.restartTimes,
-      intensity: sup.intensity,
-      periodMs: sup.periodMs,
-      now: this.now(),
     });
     sup.restartTimes = restartTimes;
     if (decision.action === 'drop') {
@@ -141,15 +141,10 @@ export class Supervision {
       // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
       await new Promise<void>((resolve) => setImmediate(resolve));
       ({ decision, restartTimes } = planRetry({
-        strategy: sup.strategy,
-        childCount: sup.children.length,
+        ...this.windowOf(sup),
         failed: crashed,
         pending: decision.start,
         alive: sup.children.map((c, i) => i !== crashed && isAlive(c)),
-        restartTimes: sup.restartTimes,
-        intensity: sup.intensity,
-        periodMs: sup.periodMs,
-        now: this.now(),
       }));
       sup.restartTimes = restartTimes;
     }
