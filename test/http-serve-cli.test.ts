@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { decodeCbor, cbor } from '../src/encoding/cbor.js';
 import { postJson, request, tempDir } from './fixtures/serve-helpers.js';
+import { spawnServe } from './helpers/serve-process.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
@@ -13,28 +14,10 @@ interface Served {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `ssm serve --port 0` and resolves once it prints its address. */
-function startServe(t: { teardown(fn: () => void): void }, args: string[], env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, SSM_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))\n/.exec(out);
-      if (m) resolve({ child, url: m[1]!, stderr: () => err, exited });
-    });
-    void exited.then(({ code }) => reject(new Error(`ssm serve exited with ${code} before listening: ${err}`)));
-  });
+/** Spawns `ssm serve --port 0 ARGS` and resolves once it prints its address. */
+async function startServe(t: { teardown(fn: () => void): void }, args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const s = await spawnServe(t, ['--port', '0', ...args], /listening on (http:\/\/127\.0\.0\.1:(\d+))\n/, env);
+  return { child: s.child, url: s.ready[1]!, stderr: s.stderr, exited: s.exited };
 }
 
 test('ssm serve: data survives SIGTERM; shutdown checkpoints every machine and exits 0', async (t) => {

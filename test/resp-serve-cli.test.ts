@@ -3,31 +3,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { tempDir } from './fixtures/serve-helpers.js';
 import { cli, redisCli } from './fixtures/resp-helpers.js';
+import { ROOT } from './helpers/cli.js';
+import { spawnServe } from './helpers/serve-process.js';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 
 /** Spawns `ssm serve --port 0 --resp-port 0` and resolves with the RESP port once printed. */
-function startServe(t: { teardown(fn: () => void): void }, db: string): Promise<{ child: ChildProcess; port: number; exited: Promise<NodeJS.Signals | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--db', db, '--port', '0', '--resp-port', '0'], {
-    cwd: ROOT,
-    env: { ...process.env, SSM_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on http:\/\/127\.0\.0\.1:\d+\nresp listening on redis:\/\/127\.0\.0\.1:(\d+)\n/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), exited });
-    });
-    void exited.then(() => reject(new Error(`ssm serve exited before listening: ${err}`)));
-  });
+async function startServe(t: { teardown(fn: () => void): void }, db: string): Promise<{ child: ChildProcess; port: number; exited: Promise<NodeJS.Signals | null> }> {
+  const s = await spawnServe(t, ['--db', db, '--port', '0', '--resp-port', '0'], /listening on http:\/\/127\.0\.0\.1:\d+\nresp listening on redis:\/\/127\.0\.0\.1:(\d+)\n/);
+  return { child: s.child, port: Number(s.ready[1]), exited: s.exited.then((e) => e.signal) };
 }
 
 test('ssm serve --resp-port: every acknowledged write survives SIGKILL', async (t) => {
