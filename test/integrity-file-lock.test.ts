@@ -5,7 +5,9 @@
  * file through a hard link, a symlink and a relative path; after SIGKILL of the writer the file
  * opens through the hard link with every acknowledged write (its WAL was under the other name).
  */
-import { existsSync, linkSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, linkSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
@@ -71,4 +73,22 @@ test('the lock file is released on stop, and a dead holder\'s lock file is taken
   t.is(await tryOpen(db), 'error DATABASE_LOCKED');
   await killHard(holder);
   t.is(await tryOpen(db), 'ok');
+});
+
+test('a refused adoption of a dead writer’s WAL under another name is refused again, not forgotten; relinking the name recovers the write', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssm-alias-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { ...process.env, SSM_LOCK_DIR: join(dir, 'locks') };
+  const run = (db: string, mode: string): string => spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/alias-writer.ts', db, mode], { cwd: ROOT, env, encoding: 'utf8' }).stdout.trim();
+  const main = join(dir, 'main.db');
+  const alias = join(dir, 'alias.db');
+  t.is(run(main, 'read'), 'acked=null');
+  linkSync(main, alias);
+  run(alias, 'write'); // acknowledged, then SIGKILL: the write is in alias.db-wal
+  unlinkSync(alias);
+  t.is(run(main, 'read'), 'refused StorageError');
+  t.is(run(main, 'read'), 'refused StorageError', 'the second open must not start without the write');
+  linkSync(main, alias);
+  t.is(run(alias, 'read'), 'acked=42');
+  t.is(run(main, 'read'), 'acked=42');
 });

@@ -38,6 +38,12 @@ export interface FileLock {
   readonly tookOverFrom: FileLockHolder | null;
   /** Removes the lock file if it is still this process's. Idempotent. */
   release(): void;
+  /**
+   * Releases the lock by writing back the record of the dead holder it was taken over from (if
+   * any), so that the next opener meets the same duty (its WAL under another name) instead of
+   * finding no trace of it. Used when opening fails before that duty was done.
+   */
+  giveBack(): void;
 }
 
 /**
@@ -165,6 +171,16 @@ export function lockDatabaseFile(path: string): FileLock {
         if (readHolder(file)?.identity === identity && readHolder(file)?.acquiredAt === mine.acquiredAt) unlinkSync(file);
       } catch {
         // Best effort: a lock file left behind names a dead process and is taken over.
+      }
+    },
+    giveBack(): void {
+      if (!tookOverFrom || released) return this.release();
+      released = true;
+      heldHere.delete(file);
+      try {
+        if (readHolder(file)?.identity === identity) writeFileSync(file, JSON.stringify(tookOverFrom));
+      } catch {
+        // Best effort, as release().
       }
     },
   };

@@ -72,8 +72,10 @@ export class Store extends StoreReader {
     let db: Database | null = null;
     const key = path === ':memory:' ? null : realpathSync(path);
     let locked = false;
+    let adopted = false;
     try {
       adoptPreviousWal(fileLock?.tookOverFrom ?? null, path);
+      adopted = true;
       db = openDatabaseFile(path, 'write');
       configureWriter(db, path, durability);
       // Refuse a live holder before touching the schema: a newer library must not migrate a
@@ -90,7 +92,10 @@ export class Store extends StoreReader {
     } catch (err) {
       if (locked && key && db) releaseLock(db, key);
       db?.close();
-      fileLock?.release();
+      // Until a dead holder's WAL under another name is applied, its record must stay: else the
+      // next open would start without it and those committed writes would be lost.
+      if (adopted) fileLock?.release();
+      else fileLock?.giveBack();
       throw err;
     }
   }
