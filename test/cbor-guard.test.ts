@@ -1,8 +1,12 @@
 import test from 'ava';
-import { Encoder } from 'cbor-x';
+import { Encoder, Tag } from 'cbor-x';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { startApplication } from '../src/engine/application.js';
-import { MAX_BIGNUM_BYTES, assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
+import { MAX_BIGNUM_BYTES, MAX_NESTING, assertNoAmplifyingTags } from '../src/encoding/cbor-guard.js';
+import { defineMachine } from '../src/model/machine.js';
 import { cborCodec } from '../src/model/codec.js';
 import { cbor } from '../src/encoding/cbor.js';
 import { DecodeError } from '../src/errors.js';
@@ -92,4 +96,22 @@ test('bignums larger than MAX_BIGNUM_BYTES are refused before cbor-x spends quad
   const big = 2n ** 8000n + 12345n; // what this library encodes for a large bigint passes
   t.is(codec.decode(cbor.encode(big)), big);
   t.is(codec.decode(cbor.encode(-big)), -big);
+});
+
+test('tags count against the nesting limit: 1,530 nested tags (no arrays or maps) are refused on every path, so no accepted input can make a snapshot overflow', async (t) => {
+  const nest = (d: number): unknown => {
+    let v: unknown = 'leaf';
+    for (let i = 0; i < d; i++) v = new Tag(v, 40000 + (i % 10));
+    return v;
+  };
+  t.throws(() => assertNoAmplifyingTags(cbor.encode(nest(MAX_NESTING + 1))), { instanceOf: DecodeError, message: /arrays, maps and tags/ });
+  t.notThrows(() => assertNoAmplifyingTags(cbor.encode(nest(MAX_NESTING - 1))));
+  const db = join(mkdtempSync(join(tmpdir(), 'ssm-tags-')), 'tags.db');
+  const keep = defineMachine<unknown[], unknown, null>({ init: () => [], step: (input, state) => [[...state, [[[input]]]], null] });
+  const app = await startApplication(supervisor('one_for_one', [worker('m', keep)]), { db, logger: false });
+  t.teardown(() => app.stop());
+  await t.throwsAsync(app.call('m', nest(1530)), { instanceOf: DecodeError });
+  await t.throwsAsync(app.callBytes('m', cbor.encode(nest(600))), { instanceOf: DecodeError });
+  await app.call('m', nest(MAX_NESTING - 8));
+  t.true((await app.checkpoint('m')).length === 1, 'what was accepted is snapshottable');
 });

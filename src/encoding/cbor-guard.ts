@@ -5,7 +5,7 @@ import { DecodeError } from '../errors.js';
 export const MAX_BIGNUM_BYTES = 1024;
 
 /**
- * Deepest nesting of arrays and maps accepted in a state-changing input. cbor-x encodes
+ * Deepest nesting of arrays, maps and tags accepted in a state-changing input. cbor-x encodes
  * recursively and overflows the stack near 1,800 levels; an input is stored inside a state
  * (a KV value sits 3 levels down in its ShardedMap), and every snapshot encodes that state, so
  * an input accepted deeper than this could make every later snapshot fail. 256 leaves a margin
@@ -28,7 +28,7 @@ export const MAX_NESTING = 256;
  *
  * - Text strings must be valid UTF-8 (RFC 8949 §3.1): the decoder would replace invalid bytes
  *   with U+FFFD, so two different keys could arrive as one.
- * - Arrays and maps may nest at most {@link MAX_NESTING} levels.
+ * - Arrays, maps and tags may nest at most {@link MAX_NESTING} levels.
  *
  * Refusals are DecodeErrors. Everything else (malformed or truncated bytes included) is left
  * to the decoder. The walk is iterative and linear in the input.
@@ -47,7 +47,7 @@ export function assertNestingWithinLimit(bytes: Uint8Array): void {
 
 /** The refusal of an input nested deeper than {@link MAX_NESTING}. */
 export function nestingLimitError(): DecodeError {
-  return new DecodeError(`input nested more than ${MAX_NESTING} levels deep (arrays and maps), or cyclic; the limit keeps every state snapshottable`);
+  return new DecodeError(`input nested more than ${MAX_NESTING} levels deep (arrays, maps and tags), or cyclic; the limit keeps every state snapshottable`);
 }
 
 function walk(bytes: Uint8Array, checkTags: boolean): void {
@@ -98,8 +98,11 @@ function walk(bytes: Uint8Array, checkTags: boolean): void {
       case 6:
         if (checkTags && amplifying(arg)) throw new DecodeError(`CBOR tag ${arg} (value sharing, packed-value tables or record definitions) is not accepted in inputs`);
         if (checkTags && (arg === 2 || arg === 3)) checkBignum(bytes, pos);
-        // The tagged item is the same item as the tag.
-        if (remaining !== Number.POSITIVE_INFINITY) remaining++;
+        // A tag nests its item one level deeper when decoded (a Tag object, or the value it
+        // stands for): it counts against the nesting limit like an array of one.
+        if (outer.length >= MAX_NESTING) throw nestingLimitError();
+        outer.push(remaining);
+        remaining = 1;
         break;
       default:
         break;

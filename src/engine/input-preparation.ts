@@ -1,4 +1,5 @@
 import { MAX_NESTING, assertNestingWithinLimit, nestingLimitError } from '../encoding/cbor-guard.js';
+import { Tag } from 'cbor-x';
 import { cbor } from '../encoding/cbor.js';
 import { NEEDS_CBOR, plainCopy } from '../encoding/input-copy.js';
 import { DecodeError, EncodeError, describe } from '../errors.js';
@@ -81,14 +82,14 @@ function decodeRoundTrips(roundTrip: readonly Pending[], parts: readonly Uint8Ar
   }
 }
 
-/** Whether arrays, objects, Maps and Sets nest deeper than the limit (or cycle). Iterative. */
+/** Whether arrays, objects, Maps, Sets and Tags nest deeper than the limit (or cycle). Iterative. */
 function exceedsNesting(value: unknown): boolean {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop()!;
     if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v)) continue;
     if (depth >= MAX_NESTING) return true;
-    const children = v instanceof Map ? [...v.keys(), ...v.values()] : v instanceof Set ? [...v] : Array.isArray(v) ? v : Object.values(v);
+    const children = v instanceof Map ? [...v.keys(), ...v.values()] : v instanceof Set ? [...v] : Array.isArray(v) ? v : v instanceof Tag ? [v.value] : Object.values(v);
     for (const c of children) stack.push([c, depth + 1]);
   }
   return false;
