@@ -1,5 +1,6 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { kvTree } from '../src/kv/demo.js';
@@ -83,3 +84,25 @@ for (const [label, cmd, args, npmExit] of [
     });
   }
 }
+
+test.serial('a server started with nohup ... & from an npm script outlives the script’s shell (only npx’s own shell is watched)', async (t) => {
+  const dir = tempDir(t);
+  const log = join(dir, 'serve.log');
+  const script = `nohup node bin/ssm.js serve --db ${join(dir, 'ssm.db')} --port 0 > ${log} 2>&1 & echo $!; sleep 3`;
+  const shell = spawn('sh', ['-c', script], { cwd: ROOT, env: { ...process.env, npm_command: 'run-script', npm_lifecycle_event: 'bg' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let pid = 0;
+  eachLine(shell.stdout!, (line) => (pid = Number(line)));
+  await new Promise((r) => shell.once('exit', r));
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const url = /listening on (http:\/\/\S+)/.exec(readFileSync(log, 'utf8'))?.[1];
+  t.truthy(url, readFileSync(log, 'utf8'));
+  t.true(await alive(url!), 'still serving after its shell exited');
+  process.kill(pid, 'SIGTERM');
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { startApplication } from '../../engine/application.js';
 import { ConfigError } from '../../errors.js';
 import { kvTree } from '../../kv/demo.js';
@@ -142,15 +143,27 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
 /**
  * `npx ssm serve` runs us under `sh -c`: npm forwards SIGTERM to that shell, which dies without
  * passing it on, and we would be left running (holding the port and the database lock) with no
- * parent. So when npm started us, our parent going away means the same as SIGTERM. Not done
- * otherwise: a server started with `nohup ... &` must outlive its shell.
+ * parent. So when npx started us through a shell whose only command is ours, that shell going
+ * away means the same as SIGTERM. Nothing else is watched: a server started with `nohup ... &`,
+ * from an npm script or not, must outlive its shell.
  */
 function watchForOrphaning(onOrphaned: (reason: string) => void): NodeJS.Timeout | null {
-  if (!process.env['npm_command']) return null;
+  if (process.env['npm_command'] !== 'exec' || !parentIsNpxShell()) return null;
   const parent = process.ppid;
   const timer = setInterval(() => {
-    if (process.ppid !== parent) onOrphaned('SIGTERM (npm, our parent, exited)');
+    if (process.ppid !== parent) onOrphaned('SIGTERM (npx, which started us, exited)');
   }, 200);
   timer.unref();
   return timer;
+}
+
+/** Whether our parent is the `sh -c 'ssm ...'` that npx runs a package's bin through (Linux /proc; elsewhere, assumed). */
+function parentIsNpxShell(): boolean {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${process.ppid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return true;
+  }
+  return args[1] === '-c' && /^'?ssm'?(\s|$)/.test(args[2] ?? '');
 }
