@@ -5,14 +5,16 @@
  * file through a hard link, a symlink and a relative path; after SIGKILL of the writer the file
  * opens through the hard link with every acknowledged write (its WAL was under the other name).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import test from 'ava';
 import { startApplication } from '../src/engine/application.js';
 import { DatabaseLockedError } from '../src/errors.js';
+import { processIdentity } from '../src/storage/db-lock.js';
 import { lockDirectory } from '../src/storage/file-lock.js';
+import { eachLine } from './helpers/lines.js';
 import { ROOT } from './helpers/faults-spawn.js';
 import { killHard, spawnKvChild } from './helpers/persistence-child.js';
 import { childValue, kvTree, tempDb } from './helpers/persistence-kv.js';
@@ -91,4 +93,53 @@ test('a refused adoption of a dead writer’s WAL under another name is refused 
   linkSync(main, alias);
   t.is(run(alias, 'read'), 'acked=42');
   t.is(run(main, 'read'), 'acked=42');
+});
+
+test('a writer SIGKILLed as an orphan nobody reaps (a zombie) does not lock its database for good', async (t) => {
+  // Where PID 1 does not reap orphans (this CI's VM init, many containers), a killed server whose
+  // parent shell had exited stays a zombie: kill(pid, 0) succeeds on it, yet it holds nothing.
+  // Here the parent exec's `sleep`, which never waits for children, so the zombie is certain.
+  const db = tempDb(t);
+  const fixture = join(ROOT, 'test/fixtures/kv-child.ts');
+  const parent = spawn('sh', ['-c', `"${process.execPath}" --import tsx "${fixture}" hold "${db}" & echo pid $!; exec sleep 120`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void parent.kill('SIGKILL'));
+  let holderPid = 0;
+  await new Promise<void>((resolve) =>
+    eachLine(parent.stdout!, (line) => {
+      if (line.startsWith('pid ')) holderPid = Number(line.slice(4));
+      if (line === 'ready') resolve();
+    }),
+  );
+  t.is(await tryOpen(db), 'error DATABASE_LOCKED', 'the live holder is respected');
+  process.kill(holderPid, 'SIGKILL');
+  for (let i = 0; i < 100 && !/\) Z /.test(readFileSync(`/proc/${holderPid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex(readFileSync(`/proc/${holderPid}/stat`, 'utf8'), /\) Z /, 'the killed holder is a zombie, unreaped');
+  t.is(processIdentity(holderPid), null, 'a zombie counts as gone');
+  t.is(await tryOpen(db), 'ok');
+});
+
+test('a lock file left for a deleted database does not lock a new file that got its inode number', async (t) => {
+  const db = tempDb(t);
+  const first = await startApplication(kvTree(), { db, logger: false });
+  await first.stop();
+  const st = statSync(db, { bigint: true });
+  const lockFile = join(lockDirectory(), `${st.dev}-${st.ino}.lock`);
+  // A live holder (this very process, as another test file in this process would be) of a file
+  // that had this inode before, under a name that no longer exists, with a WAL that is not ours.
+  const record = (born: string) => JSON.stringify({ pid: process.pid, host: hostname(), identity: processIdentity(process.pid), path: join(dirname(db), 'deleted-long-ago.db'), acquiredAt: new Date().toISOString(), born });
+  t.teardown(() => rmSync(lockFile, { force: true }));
+  if (st.birthtimeNs === 0n) {
+    t.log('this filesystem records no birth time: such a lock file is refused (safe, not available)');
+    writeFileSync(lockFile, record('1'));
+    await t.throwsAsync(startApplication(kvTree(), { db, logger: false }), { instanceOf: DatabaseLockedError });
+    return;
+  }
+  writeFileSync(lockFile, record(String(st.birthtimeNs)));
+  await t.throwsAsync(startApplication(kvTree(), { db, logger: false }), { instanceOf: DatabaseLockedError }, 'the same file (same birth time) held by a live process is refused');
+  writeFileSync(lockFile, record(String(st.birthtimeNs - 1n)));
+  const app = await startApplication(kvTree(), { db, logger: false });
+  t.is(JSON.parse(readFileSync(lockFile, 'utf8')).born, String(st.birthtimeNs), 'the lock file now names this file');
+  await app.call('kv1', { op: 'store', key: 'k', value: 1 });
+  await app.stop();
+  t.false(existsSync(lockFile), 'released on stop');
 });

@@ -10,7 +10,12 @@ import { DatabaseLockedError } from '../errors.js';
  * locking mode would also shut out the read-only tools (sqlite3 CLI, `ssm inspect`).
  */
 
-/** `pid:starttime` from /proc where available, so a reused pid is not mistaken for the holder. */
+/**
+ * `pid:starttime` from /proc where available, so a reused pid is not mistaken for the holder; null
+ * for a process that is gone. A zombie is gone: it holds no file and writes nothing, but kill(pid, 0)
+ * still succeeds on it, and a writer SIGKILLed after its parent exited stays a zombie forever where
+ * PID 1 does not reap orphans (many containers and VM inits), which would lock its database for good.
+ */
 export function processIdentity(pid: number): string | null {
   try {
     process.kill(pid, 0);
@@ -20,6 +25,7 @@ export function processIdentity(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
     return `${pid}:${fields[19] ?? '?'}`;
   } catch {
     return `${pid}:?`;

@@ -28,6 +28,12 @@ export interface FileLockHolder {
   readonly identity: string;
   readonly path: string;
   readonly acquiredAt: string;
+  /**
+   * The file's birth time (ns, as a decimal string) where the filesystem records one. An inode
+   * number is reused once its file is deleted: a lock file left by a live process for a database it
+   * deleted (a test's temp folder, say) would otherwise lock an unrelated new file with that inode.
+   */
+  readonly born?: string;
 }
 
 /** A held lock file. */
@@ -133,7 +139,8 @@ function removeIfStale(file: string, seen: FileLockHolder | null, me: string): b
  */
 export function lockDatabaseFile(path: string): FileLock {
   const absolute = resolve(path);
-  const { dev, ino } = statSync(absolute);
+  const { dev, ino, birthtimeNs } = statSync(absolute, { bigint: true });
+  const born = birthtimeNs > 0n ? String(birthtimeNs) : undefined;
   const real = realpathSync(absolute);
   const dir = lockDirectory();
   ensureDirectory(dir);
@@ -141,18 +148,21 @@ export function lockDatabaseFile(path: string): FileLock {
   const here = heldHere.get(file);
   if (here !== undefined) throw new DatabaseLockedError(absolute, `another application in this process (pid ${process.pid}), which opened it as ${here}`);
   const identity = processIdentity(process.pid) ?? `${process.pid}:?`;
-  const mine: FileLockHolder = { pid: process.pid, host: hostname(), identity, path: real, acquiredAt: new Date().toISOString() };
+  const mine: FileLockHolder = { pid: process.pid, host: hostname(), identity, path: real, acquiredAt: new Date().toISOString(), ...(born && { born }) };
   const content = JSON.stringify(mine);
   let tookOverFrom: FileLockHolder | null = null;
   for (let attempt = 0; ; attempt++) {
     if (createExclusive(file, content)) break;
     const holder = readHolder(file);
+    // A record of another file that had this inode before: its holder, dead or alive, has nothing
+    // here, and its WAL is not this database's to adopt.
+    const otherFile = holder !== null && born !== undefined && holder.born !== undefined && holder.born !== born;
     // An unreadable lock file is one being written this instant (it is created complete) or garbage: retry, then treat as stale.
-    const alive = holder ? holderMayBeAlive(holder) : attempt < 3;
+    const alive = otherFile ? false : holder ? holderMayBeAlive(holder) : attempt < 3;
     if (alive) {
       if (holder) throw new DatabaseLockedError(absolute, describeHolder(holder, file));
     } else if (removeIfStale(file, holder, content)) {
-      tookOverFrom = holder;
+      tookOverFrom = otherFile ? null : holder;
       continue;
     }
     if (attempt >= 20) throw new DatabaseLockedError(absolute, `another opener (lock file ${file})`);
