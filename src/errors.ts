@@ -143,6 +143,16 @@ export class ConfigError extends SsmError {
   }
 }
 
+/**
+ * An idempotency key already used on this machine for a different input. Nothing was applied:
+ * the key's first request stands, and its reply is kept for retries with the same input.
+ */
+export class IdempotencyKeyReusedError extends SsmError {
+  constructor(readonly machine: string, readonly key: string) {
+    super('IDEMPOTENCY_KEY_REUSED', `idempotency key ${JSON.stringify(key)} was already used on ${machine} for a different input; nothing was applied`);
+  }
+}
+
 /** Short, single-line description of any thrown value. */
 export function describe(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;

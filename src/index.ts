@@ -1,7 +1,8 @@
 export { defineMachine, stopNormally, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StopDirective } from './model/machine.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
-export type { ApplicationOptions, CallOptions } from './engine/options.js';
+export type { ApplicationOptions, CallOptions, IdempotencyRetentionOptions } from './engine/options.js';
+export { MAX_IDEMPOTENCY_KEY_BYTES } from './engine/idempotency.js';
 export { cborCodec, jsonCodec, type Codec } from './model/codec.js';
 export { ShardedMap, SHARDED_MAP_TAG } from './encoding/sharded-map.js';
 export * from './errors.js';

@@ -1,5 +1,6 @@
 import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
 import { Deadlines } from './deadlines.js';
+import { checkIdempotencyKey } from './idempotency.js';
 import type { EventLoop } from './event-loop.js';
 import type { Metrics } from './metrics.js';
 import type { CallOptions } from './options.js';
@@ -9,6 +10,8 @@ import { MAX_TIMER_MS } from './snapshot-scheduler.js';
 
 type Resolve = (v: unknown) => void;
 type Reject = (e: unknown) => void;
+
+const NO_TIMEOUT: CallOptions = { timeoutMs: 0 };
 
 /**
  * The door of the event loop: finds the target, refuses what can be refused before queueing
@@ -38,7 +41,7 @@ export class Admission {
 
   /** A trusted input, stepped as given; the reply is the output value. */
   admitValue(name: string, input: unknown, options: CallOptions, resolve: Resolve, reject: Reject): void {
-    this.submit(name, input, false, options.timeoutMs, resolve, reject);
+    this.submit(name, input, false, options, resolve, reject);
   }
 
   /** An input from an untrusted source, already decoded: the machine's `validate` runs first. */
@@ -51,7 +54,7 @@ export class Admission {
     } catch (err) {
       return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
     }
-    this.submit(name, valid, false, options.timeoutMs, resolve, reject);
+    this.submit(name, valid, false, options, resolve, reject);
   }
 
   /** Wire bytes, decoded and validated by the machine's codec; the reply is encoded by it too. */
@@ -65,13 +68,13 @@ export class Admission {
     } catch (err) {
       return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`undecodable input for ${name}: ${describe(err)}`, { cause: err }));
     }
-    this.submit(name, input, true, options.timeoutMs, resolve, reject);
+    this.submit(name, input, true, options, resolve, reject);
   }
 
   /** Fire-and-forget: throws when the request cannot be queued. */
   admitCast(name: string, input: unknown): void {
     let error: unknown;
-    this.submit(name, input, false, 0, ignore, (e) => (error = e));
+    this.submit(name, input, false, NO_TIMEOUT, ignore, (e) => (error = e));
     if (error) throw error;
   }
 
@@ -85,13 +88,22 @@ export class Admission {
     reject(err);
   }
 
-  private submit(name: string, input: unknown, encodeOutput: boolean, timeoutMs: number | undefined, resolve: Resolve, reject: Reject): void {
+  private submit(name: string, input: unknown, encodeOutput: boolean, options: CallOptions, resolve: Resolve, reject: Reject): void {
+    const { timeoutMs, idempotencyKey } = options;
     if (timeoutMs !== undefined && !(timeoutMs >= 0)) return this.refuse(reject, new ConfigError(`timeoutMs must be a number >= 0, got ${timeoutMs}`));
+    if (idempotencyKey !== undefined) {
+      try {
+        checkIdempotencyKey(idempotencyKey);
+      } catch (err) {
+        return this.refuse(reject, err);
+      }
+    }
     if (!this.accepting) return this.refuse(reject, new ApplicationStoppedError());
     const w = this.workers.get(name);
     if (!w) return this.refuse(reject, new UnknownMachineError(name));
     if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
     const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
+    if (idempotencyKey !== undefined) req.idempotencyKey = idempotencyKey;
     try {
       this.loop.enqueue(req);
     } catch (err) {

@@ -5,6 +5,7 @@ import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '.
 import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
+import { Idempotency } from './idempotency.js';
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
@@ -80,7 +81,7 @@ export class App {
     this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth);
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, new Idempotency(this.persistence, o.idempotency, this.metrics));
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 

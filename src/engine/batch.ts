@@ -6,6 +6,7 @@ import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { Idempotency } from './idempotency.js';
 import type { Pending } from './pending.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
@@ -47,6 +48,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly log: Logger,
     private readonly isEnded: () => boolean,
     private readonly health: StorageHealth,
+    private readonly idempotency: Idempotency,
   ) {}
 
   /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
@@ -107,6 +109,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
     const prepared = prepareInputs(batch);
     this.gateWrites(batch);
+    this.idempotency.begin();
     const groups = new Map<WorkerNode, Group>();
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
@@ -121,6 +124,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
         continue;
       }
+      if (this.idempotency.answered(r)) continue;
       let stops = false;
       try {
         const result: unknown = w.machine.step(r.stepInput, w.state);
@@ -135,6 +139,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (r.logged) {
         w.seq++;
+        this.idempotency.record(r, w.seq);
         let g = groups.get(w);
         if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
         g.parts.push(r.logged);
@@ -159,7 +164,8 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
     const t0 = performance.now();
     try {
-      this.persistence.commit(rows);
+      const { keys, retention } = this.idempotency.forCommit();
+      this.persistence.commit(rows, keys, retention);
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.health.commitFailed(error, Date.now());

@@ -34,6 +34,8 @@ export class Metrics {
   snapshots = 0;
   loggedRequests = 0;
   crashes = 0;
+  /** Calls answered from an idempotency key's stored reply instead of being applied again. */
+  idempotentReplays = 0;
 
   error(code: string): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -73,6 +75,9 @@ export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queue
     '# HELP ssm_restarts_total Machine restarts by supervisors.',
     '# TYPE ssm_restarts_total counter',
     `ssm_restarts_total ${m.restarts}`,
+    '# HELP ssm_idempotent_replays_total Calls answered from the stored reply of their idempotency key, not applied again.',
+    '# TYPE ssm_idempotent_replays_total counter',
+    `ssm_idempotent_replays_total ${m.idempotentReplays}`,
     '# HELP ssm_snapshots_total Snapshots written.',
     '# TYPE ssm_snapshots_total counter',
     `ssm_snapshots_total ${m.snapshots}`,

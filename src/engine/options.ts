@@ -50,8 +50,30 @@ export interface ApplicationOptions {
    * @default concise lines on stderr ({@link stderrLogger})
    */
   logger?: Logger | false;
+  /**
+   * How long idempotency keys are remembered; see {@link IdempotencyRetentionOptions}.
+   * @default {}
+   */
+  idempotency?: IdempotencyRetentionOptions;
   /** Test seams for fault injection; never set in production. */
   faults?: StoreFaults;
+}
+
+/**
+ * Retention of idempotency keys ({@link CallOptions.idempotencyKey}). A retry after its key has
+ * been removed is applied again: keep keys longer than any client retries.
+ */
+export interface IdempotencyRetentionOptions {
+  /**
+   * A key is remembered this long (ms) after its request was committed.
+   * @default 86400000 (24 h)
+   */
+  retainMs?: number;
+  /**
+   * Most keys remembered, over all machines; beyond it the oldest are removed first.
+   * @default 1000000
+   */
+  maxKeys?: number;
 }
 
 /** Options of one call. */
@@ -61,6 +83,17 @@ export interface CallOptions {
    * @default the application's `callTimeoutMs`
    */
   timeoutMs?: number;
+  /**
+   * Makes a state-changing call safe to retry: the first call with this key on this machine is
+   * applied and its reply stored in the same commit as its log entry; a later call with the same
+   * key and the same input (in flight, committed, or after a crash and restart) gets that reply
+   * and is not applied again. The same key with another input is refused with
+   * IdempotencyKeyReusedError. A non-empty string of at most 1024 bytes of UTF-8. Ignored on
+   * read-only inputs (they change nothing, so retrying them is already safe). A call that crashed
+   * its machine was not applied and records no key. Kept per {@link IdempotencyRetentionOptions}.
+   * @default none
+   */
+  idempotencyKey?: string;
 }
 
 /** {@link ApplicationOptions} with every default applied and every value checked. */
@@ -73,6 +106,7 @@ export interface ResolvedApplicationOptions {
   readonly callTimeoutMs: number;
   readonly maxPayloadBytes: number;
   readonly snapshot: ResolvedSnapshotPolicy;
+  readonly idempotency: Required<IdempotencyRetentionOptions>;
   /** Never throws: a failing user logger must not break a batch half-way or a restart. */
   readonly logger: Logger;
   readonly faults: StoreFaults;
@@ -101,6 +135,10 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
     callTimeoutMs,
     maxPayloadBytes: positiveInteger('maxPayloadBytes', options.maxPayloadBytes ?? 1024 * 1024),
     snapshot: resolveSnapshotPolicy(options.snapshot),
+    idempotency: {
+      retainMs: positiveInteger('idempotency.retainMs', options.idempotency?.retainMs ?? 24 * 3600 * 1000),
+      maxKeys: positiveInteger('idempotency.maxKeys', options.idempotency?.maxKeys ?? 1_000_000),
+    },
     logger: (event) => {
       try {
         user(event);

@@ -13,6 +13,10 @@ export class Pending implements Request<WorkerNode> {
   logged: Uint8Array | null = null;
   /** What the step receives: the decoded copy of `logged`, or the input itself if read-only. */
   stepInput: unknown = undefined;
+  /** The caller's idempotency key (null: none). */
+  idempotencyKey: string | null = null;
+  /** sha256 (hex) of `logged`, computed only for a request with an idempotency key. */
+  inputSha256 = '';
   constructor(
     readonly target: WorkerNode,
     readonly input: unknown,

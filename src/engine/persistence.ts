@@ -7,7 +7,7 @@ import type { RecoveryReport } from '../storage/reports.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { LogGroup, SnapshotMeta } from '../storage/rows.js';
+import type { IdempotencyRecord, IdempotencyRetention, IdempotencyRow, LogGroup, SnapshotMeta } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
 
@@ -40,9 +40,14 @@ export class Persistence {
     this.store.registerMachines(workers.map((w) => ({ name: w.name, version: w.machine.version })));
   }
 
-  /** The group commit of one batch; throws StorageError, having written nothing of it. */
-  commit(groups: readonly LogGroup[]): void {
-    this.store.appendBatch(groups);
+  /** The group commit of one batch, with its idempotency keys; throws StorageError, having written nothing of it. */
+  commit(groups: readonly LogGroup[], keys: readonly IdempotencyRow[] = [], retention: IdempotencyRetention | null = null): void {
+    this.store.appendBatch(groups, keys, retention);
+  }
+
+  /** The committed record of an idempotency key (throws StorageError). */
+  findIdempotencyKey(machine: string, key: string, notBefore: string): IdempotencyRecord | undefined {
+    return this.store.findIdempotencyKey(machine, key, notBefore);
   }
 
   /** Whether storage takes a write of about `bytes` now, writing nothing lasting; throws StorageError. */

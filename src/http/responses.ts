@@ -4,6 +4,7 @@ import {
   CallTimeoutError,
   DecodeError,
   EncodeError,
+  IdempotencyKeyReusedError,
   MachineCrashedError,
   MachineStoppedError,
   PayloadTooLargeError,
@@ -44,6 +45,7 @@ export function errorResponse(err: unknown): { status: number; headers: Record<s
     const headers: Record<string, string> = {};
     if (err instanceof UnknownMachineError) status = 404;
     else if (err instanceof DecodeError) status = 400;
+    else if (err instanceof IdempotencyKeyReusedError) status = 422;
     else if (err instanceof PayloadTooLargeError) status = 413;
     else if (err instanceof QueueFullError) {
       status = 503;

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../engine/application.js';
+import { checkIdempotencyKey } from '../engine/idempotency.js';
+import type { CallOptions } from '../engine/options.js';
 import { parseUntrustedJson, toJson } from '../encoding/json.js';
 import { DecodeError, SsmError, describe } from '../errors.js';
 import { bearerChecker } from './auth.js';
@@ -141,7 +143,7 @@ export class Router {
     }
     const body = await this.readBody(req, res, expectContinue);
     if (body === null) return;
-    const { callOptions } = this.options;
+    const callOptions = withIdempotencyKey(this.options.callOptions, req.headers['idempotency-key']);
     if (type === CBOR) send(res, 200, CBOR, await this.app.callBytes(name, body, callOptions));
     else send(res, 200, JSON_REPLY, toJson(await this.app.callValue(name, parseJsonBody(body), callOptions)));
   }
@@ -184,6 +186,17 @@ function requestUrl(target: string): URL {
     }
   }
   throw new HttpError(400, 'BAD_REQUEST', 'malformed request target');
+}
+
+/** The call options with the request's `Idempotency-Key` header, checked (400 when malformed). */
+function withIdempotencyKey(options: CallOptions, header: string | string[] | undefined): CallOptions {
+  if (header === undefined) return options;
+  if (Array.isArray(header)) throw new HttpError(400, 'BAD_REQUEST', 'more than one Idempotency-Key header');
+  try {
+    return { ...options, idempotencyKey: checkIdempotencyKey(header) };
+  } catch (err) {
+    throw new HttpError(400, 'BAD_REQUEST', `Idempotency-Key: ${describe(err)}`);
+  }
 }
 
 function machineName(encoded: string): string {

@@ -10,6 +10,28 @@ export interface LogGroup {
   readonly requests: Uint8Array;
 }
 
+/** What an idempotency key recorded: the request it was first used for, and that request's reply. */
+export interface IdempotencyRecord {
+  readonly seq: number;
+  /** sha256 (hex) of the logged input's CBOR. */
+  readonly inputSha256: string;
+  /** CBOR of the output, or null if it was not encodable. */
+  readonly reply: Uint8Array | null;
+}
+
+/** An idempotency key to record in the commit of its request's log row. */
+export interface IdempotencyRow extends IdempotencyRecord {
+  readonly machine: string;
+  readonly key: string;
+}
+
+/** How long idempotency keys are kept: removed once older than `before` or beyond the newest `maxKeys`. */
+export interface IdempotencyRetention {
+  /** ISO 8601 instant: keys committed before it are removed. */
+  readonly before: string;
+  readonly maxKeys: number;
+}
+
 export interface SnapshotMeta {
   readonly id: number;
   readonly machine: string;

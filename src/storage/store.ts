@@ -8,7 +8,7 @@ import { adoptPreviousWal } from './alias-wal.js';
 import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
 import { lockDatabaseFile, type FileLock } from './file-lock.js';
 import { migrate } from './migrations.js';
-import type { LogGroup, SnapshotMeta } from './rows.js';
+import type { IdempotencyRecord, IdempotencyRetention, IdempotencyRow, LogGroup, SnapshotMeta } from './rows.js';
 import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
@@ -27,6 +27,12 @@ function prepareWrites(db: Database) {
     rejectSnapshot: p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
     truncateLog: p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
     insertFailed: p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    // REPLACE: a key past its retention but not yet removed is used afresh, under a new id.
+    insertKey: p(`INSERT OR REPLACE INTO idempotency_keys (machine, key, seq, input_sha256, reply, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+    findKey: p(`SELECT seq, input_sha256 AS inputSha256, reply FROM idempotency_keys WHERE machine = ? AND key = ? AND created_at >= ?`),
+    // Both look at the oldest rows only (by id, which grows with time), so each costs what it removes.
+    expireKeysByAge: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created_at < ?`),
+    expireKeysByCount: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND id <= (SELECT max(id) FROM idempotency_keys) - ?`),
   };
 }
 
@@ -125,17 +131,35 @@ export class Store extends StoreReader {
    * Group commit: appends one batch's log rows in a single transaction. When this returns the
    * requests are durable (per the durability mode); when it throws nothing of them was written.
    */
-  appendBatch(groups: readonly LogGroup[]): void {
+  appendBatch(groups: readonly LogGroup[], keys: readonly IdempotencyRow[] = [], retention: IdempotencyRetention | null = null): void {
     if (groups.length === 0) return;
     const now = new Date().toISOString();
     this.write('committing request log', () => {
       this.db.transaction(() => {
         // One hash per machine per batch, over the blob already built: cheap next to the fsync.
         for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests));
+        // In the same transaction as the log rows: a request is applied with its key, or neither is.
+        for (const k of keys) this.writes.insertKey.run(k.machine, k.key, k.seq, k.inputSha256, k.reply, now);
+        if (retention) this.expireKeys(retention, keys.length);
         this.faults.beforeCommit?.(groups);
       })();
     });
     crashPoint('after-log-append');
+  }
+
+  /**
+   * Removes expired idempotency keys, a bounded number per call so a commit never pauses on a
+   * backlog: more than were just added, so removal keeps up with any steady rate.
+   */
+  private expireKeys(retention: IdempotencyRetention, added: number): void {
+    const limit = Math.max(256, 2 * added);
+    this.writes.expireKeysByAge.run(limit, retention.before);
+    this.writes.expireKeysByCount.run(limit, retention.maxKeys);
+  }
+
+  /** The record of an idempotency key on `machine` committed at or after `notBefore` (ISO 8601). */
+  findIdempotencyKey(machine: string, key: string, notBefore: string): IdempotencyRecord | undefined {
+    return asStorageError('reading idempotency keys', () => this.writes.findKey.get(machine, key, notBefore) as IdempotencyRecord | undefined, this.path);
   }
 
   /**
