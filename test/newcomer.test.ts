@@ -22,9 +22,9 @@ function section(title: string): string {
   return readme.slice(start, end < 0 ? undefined : end);
 }
 
-/** Shell lines of a section's first sh block, comments kept (the shell ignores them). */
-function shLines(title: string): string[] {
-  const block = /```sh\n([\s\S]*?)```/.exec(section(title))![1]!;
+/** Shell lines of a section's `n`th sh block (the first by default), comments kept (the shell ignores them). */
+function shLines(title: string, n = 0): string[] {
+  const block = [...section(title).matchAll(/```sh\n([\s\S]*?)```/g)][n]![1]!;
   // Join continuation lines, as the shell does.
   return block.replace(/\\\n\s*/g, ' ').split('\n').filter((l) => l.trim() !== '');
 }
@@ -73,6 +73,13 @@ test.serial("a fresh clone, the README's set-up and quick starts, exactly as wri
   t.is(outputs[2], '1', 'the lookup answers 1, as the README says');
   t.regex(outputs[3]!, /"kv1"/);
   t.regex(outputs[4]!, /ssm_/);
+  // The idempotency example: the same write twice with its key, applied once.
+  const retried = shLines('Quick start: HTTP', 1).map((line) => {
+    const r = sh(clone, line);
+    t.is(r.status, 0, `${line}\n${r.stderr}`);
+    return r.stdout;
+  });
+  t.deepEqual(retried, ['{"value":"100"}', '{"value":"100"}'], 'a retry with the same Idempotency-Key is not applied again');
   server.kill('SIGTERM');
   t.is(await exited, 0, stderr);
 
