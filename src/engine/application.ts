@@ -6,6 +6,7 @@ import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
 import { Idempotency } from './idempotency.js';
+import { Timers } from './timers.js';
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
@@ -50,6 +51,7 @@ export class App {
   private readonly persistence: Persistence;
   private readonly supervision: Supervision;
   private readonly snapshots: SnapshotScheduler;
+  private readonly timers: Timers;
   private readonly log: Logger;
   private readonly storageHealth = new StorageHealth();
   private ended = false;
@@ -81,7 +83,9 @@ export class App {
     this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, new Idempotency(this.persistence, o.idempotency, this.metrics));
+    this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
+    const idempotency = new Idempotency(this.persistence, o.idempotency, this.metrics);
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers);
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 
@@ -101,6 +105,7 @@ export class App {
     }
     this.admission.accepting = true;
     this.snapshots.start();
+    this.timers.start();
     // After recovery, which may fail on its own terms first; in a worker, so serving starts now.
     const path = this.persistence.path;
     if (path !== ':memory:') {
@@ -212,6 +217,7 @@ export class App {
       queueDepth: this.loop.depth,
       queueCapacity: this.loop.capacity,
       storageFailing: this.storageHealth.failing,
+      timersPending: this.ended ? 0 : this.timers.pendingCount(),
       machines: this.order.map((w) => ({ name: w.name, status: w.status, seq: w.seq, restarts: w.restarts })),
     });
   }
@@ -223,6 +229,7 @@ export class App {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.admission.accepting = false;
+      this.timers.stop();
       await this.loop.idle();
       await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
     })();
@@ -235,6 +242,7 @@ export class App {
     this.ended = true;
     this.admission.accepting = false;
     this.snapshots.stop();
+    this.timers.stop();
     const reason = result.reason === 'normal' ? 'application stopped' : `application stopped: root supervisor failed: ${describe(result.error)}`;
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');

@@ -1,6 +1,6 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineStoppedError, StorageError, describe } from '../errors.js';
-import { checkStepResult, stopsNormally } from '../model/machine.js';
+import { checkStepResult, stopsNormally, timerCommands } from '../model/machine.js';
 import type { LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
@@ -13,6 +13,8 @@ import type { WorkerNode } from './runtime-tree.js';
 import type { SnapshotScheduler } from './snapshot-scheduler.js';
 import { MIN_BACKOFF_MS, type StorageHealth } from './storage-health.js';
 import type { Supervision } from './supervision.js';
+import type { PreparedTimer } from './timer-commands.js';
+import type { Timers } from './timers.js';
 
 /** Bytes a probe writes at least: more than a page, so it needs new pages as log rows do. */
 const MIN_PROBE_BYTES = 16 * 1024;
@@ -49,6 +51,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly isEnded: () => boolean,
     private readonly health: StorageHealth,
     private readonly idempotency: Idempotency,
+    private readonly timers: Timers,
   ) {}
 
   /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
@@ -110,6 +113,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const prepared = prepareInputs(batch);
     this.gateWrites(batch);
     this.idempotency.begin();
+    this.timers.begin();
     const groups = new Map<WorkerNode, Group>();
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
@@ -124,14 +128,22 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
         continue;
       }
+      if (r.timer !== null && this.timers.obsolete(r)) {
+        // Its timer was cancelled or set again after this delivery was queued.
+        r.logged = null;
+        continue;
+      }
       if (this.idempotency.answered(r)) continue;
       let stops = false;
+      let timers: PreparedTimer[] | null = null;
       try {
         const result: unknown = w.machine.step(r.stepInput, w.state);
         checkStepResult(result, w.name);
         w.state = result[0];
         r.output = result[1];
         stops = stopsNormally(result);
+        const commands = timerCommands(result);
+        if (commands.length > 0) timers = this.timers.prepare(r, commands);
       } catch (error) {
         // Its memory may be half-mutated from here on: nothing may snapshot or step it.
         w.status = 'crashed';
@@ -140,11 +152,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       if (r.logged) {
         w.seq++;
         this.idempotency.record(r, w.seq);
+        if (timers) this.timers.record(w.name, timers, w.seq);
         let g = groups.get(w);
         if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
         g.parts.push(r.logged);
         g.bytes += r.logged.byteLength;
       }
+      if (r.timer !== null) this.timers.delivered(r);
       if (stops) return { groups, crash: null, stopAt: i };
     }
     return { groups, crash: null };
@@ -155,7 +169,8 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
    * Returns the error that refused the commit, after bringing the machines back to what is durable.
    */
   private commit(groups: Map<WorkerNode, Group>): StorageError | null {
-    if (groups.size === 0) return null;
+    // A delivered timer whose input was read-only still has its row to remove.
+    if (groups.size === 0 && this.timers.firedTimers.length === 0) return null;
     const rows: LogGroup[] = [];
     let count = 0;
     for (const [w, g] of groups) {
@@ -165,10 +180,11 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const t0 = performance.now();
     try {
       const { keys, retention } = this.idempotency.forCommit();
-      this.persistence.commit(rows, keys, retention);
+      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.health.commitFailed(error, Date.now());
+      this.timers.commitFailed();
       this.probeLater();
       // Memory is ahead of the disk for these machines: bring them back to what is durable.
       this.supervision.reloadFromStorage(groups.keys());
@@ -176,6 +192,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       return error;
     }
     this.health.commitSucceeded();
+    this.timers.committed();
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;
@@ -206,6 +223,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       const r = batch[crash.at]!;
       const w = r.target;
       this.persistence.recordFailure(w, crash.logged ?? encodeForRecord(r.input), crash.error);
+      this.timers.crashed(r);
       // The caller hears of the crash once its supervisor has acted, so its next call meets
       // the restarted machine.
       try {

@@ -4,18 +4,17 @@ import { ConfigError, EncodeError, IdempotencyKeyReusedError, SsmError, StorageE
 import { sha256 } from '../storage/checksum.js';
 import type { IdempotencyRecord, IdempotencyRetention, IdempotencyRow } from '../storage/rows.js';
 import type { Metrics } from './metrics.js';
+import { MAX_IDENTIFIER_BYTES, identifierProblem } from './identifier.js';
 import type { Pending } from './pending.js';
 
 /** Longest idempotency key, in bytes of UTF-8. */
-export const MAX_IDEMPOTENCY_KEY_BYTES = 1024;
+export const MAX_IDEMPOTENCY_KEY_BYTES = MAX_IDENTIFIER_BYTES;
 
 /** Checks a caller's idempotency key; throws ConfigError saying what is wrong with it. */
 export function checkIdempotencyKey(key: unknown): string {
-  if (typeof key !== 'string' || key === '') throw new ConfigError('idempotencyKey must be a non-empty string');
-  if (/\p{Surrogate}/u.test(key)) throw new ConfigError('idempotencyKey must be well-formed Unicode (no lone surrogates)');
-  const bytes = Buffer.byteLength(key, 'utf8');
-  if (bytes > MAX_IDEMPOTENCY_KEY_BYTES) throw new ConfigError(`idempotencyKey must be at most ${MAX_IDEMPOTENCY_KEY_BYTES} bytes of UTF-8, got ${bytes}`);
-  return key;
+  const problem = identifierProblem('idempotencyKey', key);
+  if (problem !== null) throw new ConfigError(problem);
+  return key as string;
 }
 
 /** Where keys committed in earlier batches are found. */

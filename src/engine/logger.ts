@@ -13,6 +13,7 @@ export type LifecycleEvent =
   | { readonly type: 'snapshot_failed'; readonly machine: string; readonly error: unknown }
   | { readonly type: 'storage_failed'; readonly machines: readonly string[]; readonly error: unknown }
   | { readonly type: 'integrity_failed'; readonly database: string; readonly problems: readonly TableIntegrity[] }
+  | { readonly type: 'timers_failed'; readonly error: unknown }
   | { readonly type: 'application_stopped'; readonly reason: string };
 
 export type Logger = (event: LifecycleEvent) => void;
@@ -48,6 +49,8 @@ export function formatEvent(e: LifecycleEvent): string {
       return `commit failed, batch rejected and ${e.machines.join(', ') || 'no machines'} restored from storage: ${describe(e.error)}`;
     case 'integrity_failed':
       return `DATABASE DAMAGED: ${e.database} failed PRAGMA quick_check (${e.problems.map((p) => `${p.table ?? 'file'}: ${p.problems.slice(0, 2).join('; ')}`).join(' | ')}); run ssm verify, and restore a backup`;
+    case 'timers_failed':
+      return `timers: ${describe(e.error)}`;
     case 'application_stopped':
       return `application stopped: ${e.reason}`;
   }

@@ -36,6 +36,10 @@ export class Metrics {
   crashes = 0;
   /** Calls answered from an idempotency key's stored reply instead of being applied again. */
   idempotentReplays = 0;
+  /** Durable timers whose input was delivered (committed). */
+  timersFired = 0;
+  /** How late timers are delivered: from due time to the step. */
+  readonly timerLagSeconds = new Histogram([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 60, 3600]);
 
   error(code: string): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -58,7 +62,7 @@ function escapeLabel(v: string): string {
 }
 
 /** Prometheus exposition text for the metrics plus gauges read at scrape time. */
-export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; storageFailing: boolean; machines: readonly { name: string; status: string; seq: number; restarts: number }[] }): string {
+export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; storageFailing: boolean; timersPending: number; machines: readonly { name: string; status: string; seq: number; restarts: number }[] }): string {
   const lines: string[] = [
     '# HELP ssm_calls_total Requests accepted into the queue.',
     '# TYPE ssm_calls_total counter',
@@ -78,6 +82,13 @@ export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queue
     '# HELP ssm_idempotent_replays_total Calls answered from the stored reply of their idempotency key, not applied again.',
     '# TYPE ssm_idempotent_replays_total counter',
     `ssm_idempotent_replays_total ${m.idempotentReplays}`,
+    '# HELP ssm_timers_fired_total Durable timers delivered (their input committed).',
+    '# TYPE ssm_timers_fired_total counter',
+    `ssm_timers_fired_total ${m.timersFired}`,
+    '# HELP ssm_timers_pending Durable timers waiting in the timers table.',
+    '# TYPE ssm_timers_pending gauge',
+    `ssm_timers_pending ${gauges.timersPending}`,
+    ...histogram('ssm_timer_lag_seconds', 'How late a durable timer is delivered (due time to step).', m.timerLagSeconds),
     '# HELP ssm_snapshots_total Snapshots written.',
     '# TYPE ssm_snapshots_total counter',
     `ssm_snapshots_total ${m.snapshots}`,

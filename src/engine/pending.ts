@@ -2,6 +2,7 @@ import { SsmError } from '../errors.js';
 import type { Request } from './event-loop.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerNode } from './runtime-tree.js';
+import type { TimerDelivery } from './timers.js';
 
 /** A request and its caller's continuation; a class so the hot path allocates no closures. */
 export class Pending implements Request<WorkerNode> {
@@ -17,6 +18,8 @@ export class Pending implements Request<WorkerNode> {
   idempotencyKey: string | null = null;
   /** sha256 (hex) of `logged`, computed only for a request with an idempotency key. */
   inputSha256 = '';
+  /** Set when this request delivers a durable timer's input (null: an ordinary call). */
+  timer: TimerDelivery | null = null;
   constructor(
     readonly target: WorkerNode,
     readonly input: unknown,

@@ -7,7 +7,7 @@ import type { RecoveryReport } from '../storage/reports.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { IdempotencyRecord, IdempotencyRetention, IdempotencyRow, LogGroup, SnapshotMeta } from '../storage/rows.js';
+import type { BatchExtras, IdempotencyRecord, LogGroup, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
 
@@ -40,9 +40,38 @@ export class Persistence {
     this.store.registerMachines(workers.map((w) => ({ name: w.name, version: w.machine.version })));
   }
 
-  /** The group commit of one batch, with its idempotency keys; throws StorageError, having written nothing of it. */
-  commit(groups: readonly LogGroup[], keys: readonly IdempotencyRow[] = [], retention: IdempotencyRetention | null = null): void {
-    this.store.appendBatch(groups, keys, retention);
+  /** The group commit of one batch, with its keys and timers; throws StorageError, having written nothing of it. */
+  commit(groups: readonly LogGroup[], extras?: BatchExtras): void {
+    this.store.appendBatch(groups, extras);
+  }
+
+  /** Timers due at `nowMs`, soonest first (throws StorageError). */
+  dueTimers(nowMs: number, limit: number): TimerRow[] {
+    return this.store.dueTimers(nowMs, limit);
+  }
+
+  /** When the soonest timer due after `nowMs` is due, or null (throws StorageError). */
+  nextTimerDue(nowMs: number): number | null {
+    return this.store.nextTimerDue(nowMs);
+  }
+
+  /** Pending timers; 0 if storage cannot say. */
+  timerCount(): number {
+    try {
+      return this.store.timerCount();
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Removes a timer whose delivery crashed its machine. Best effort: never throws. */
+  dropTimer(id: number): boolean {
+    try {
+      this.store.deleteTimer(id);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The committed record of an idempotency key (throws StorageError). */

@@ -49,8 +49,28 @@ export interface StopDirective {
   readonly stop: 'normal';
 }
 
-/** What `step` returns: the new state and the output, and optionally a {@link StopDirective}. */
-export type StepResult<S, O> = readonly [S, O] | readonly [S, O, StopDirective];
+/**
+ * A durable timer command of a step ({@link setTimer}, {@link cancelTimer}). Steps are
+ * deterministic and cannot read the clock, so time arrives as an input: a timer delivers `input`
+ * to its own machine, as a logged request of its own, at `at` (ms since the epoch) or `afterMs`
+ * after the commit of the request that set it.
+ */
+export type TimerCommand =
+  | { readonly timer: string; readonly input: unknown; readonly at: number }
+  | { readonly timer: string; readonly input: unknown; readonly afterMs: number }
+  | { readonly cancel: string };
+
+/**
+ * What a step may ask for besides its state and output, as the third element of its result:
+ * a normal stop, and timer commands (applied in order, in the commit of the request).
+ */
+export interface StepEffects {
+  readonly stop?: 'normal';
+  readonly timers?: readonly TimerCommand[];
+}
+
+/** What `step` returns: the new state and the output, and optionally {@link StepEffects}. */
+export type StepResult<S, O> = readonly [S, O] | readonly [S, O, StepEffects];
 
 const NORMAL: StopDirective = Object.freeze({ stop: 'normal' });
 
@@ -59,18 +79,43 @@ export function stopNormally<S, O>(state: S, output: O): readonly [S, O, StopDir
   return [state, output, NORMAL];
 }
 
+/**
+ * A timer command: deliver `input` to this machine (or entity) at `when.at` (a Date or ms since
+ * the epoch) or `when.afterMs` after this request's commit. Setting an id that is pending
+ * replaces that timer. `id`: a non-empty string of at most 1024 bytes of UTF-8.
+ */
+export function setTimer(id: string, input: unknown, when: { readonly afterMs: number } | { readonly at: number | Date }): TimerCommand {
+  if ('at' in when) return { timer: id, input, at: when.at instanceof Date ? when.at.getTime() : when.at };
+  return { timer: id, input, afterMs: when.afterMs };
+}
+
+/** A timer command: cancel the pending timer `id` of this machine (nothing if there is none). */
+export function cancelTimer(id: string): TimerCommand {
+  return { cancel: id };
+}
+
+/** `return withTimers(state, output, setTimer(...), cancelTimer(...))` from a step. */
+export function withTimers<S, O>(state: S, output: O, ...timers: TimerCommand[]): readonly [S, O, StepEffects] {
+  return [state, output, { timers }];
+}
+
 /** Checks what a step returned; throws TypeError (a crash) unless it is a {@link StepResult}. */
 export function checkStepResult(result: unknown, name: string): asserts result is StepResult<unknown, unknown> {
   if (Array.isArray(result) && result.length === 2) return;
   if (Array.isArray(result) && result.length === 3) {
-    const d = result[2] as { stop?: unknown } | null;
-    if (d !== null && typeof d === 'object' && d.stop === 'normal') return;
+    const d = result[2] as { stop?: unknown; timers?: unknown } | null;
+    if (d !== null && typeof d === 'object' && (d.stop === undefined || d.stop === 'normal') && (d.timers === undefined || Array.isArray(d.timers))) return;
   }
-  throw new TypeError(`step of ${name} must return [state, output] or stopNormally(state, output)`);
+  throw new TypeError(`step of ${name} must return [state, output], stopNormally(state, output) or withTimers(state, output, ...timers)`);
 }
 
 /** Whether a checked step result asks for a normal stop. */
-export const stopsNormally = (result: StepResult<unknown, unknown>): boolean => result.length === 3;
+export const stopsNormally = (result: StepResult<unknown, unknown>): boolean => result.length === 3 && result[2].stop === 'normal';
+
+/** The timer commands of a checked step result (empty for most). */
+export const timerCommands = (result: StepResult<unknown, unknown>): readonly TimerCommand[] => (result.length === 3 ? (result[2].timers ?? NO_TIMERS) : NO_TIMERS);
+
+const NO_TIMERS: readonly TimerCommand[] = Object.freeze([]);
 
 /** A machine definition with defaults filled in. */
 export interface Machine<S, I, O> extends MachineDefinition<S, I, O> {

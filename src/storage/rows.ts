@@ -32,6 +32,34 @@ export interface IdempotencyRetention {
   readonly maxKeys: number;
 }
 
+/** A change to the timers table, in the order the steps of a batch asked for it. */
+export type TimerChange =
+  | { readonly kind: 'set'; readonly machine: string; readonly timer: string; readonly dueMs: number; readonly input: Uint8Array; readonly seq: number }
+  | { readonly kind: 'cancel'; readonly machine: string; readonly timer: string };
+
+/** A pending timer as stored. */
+export interface TimerRow {
+  /** The row's id: a timer set again gets a new one. */
+  readonly id: number;
+  readonly machine: string;
+  readonly timer: string;
+  readonly dueMs: number;
+  readonly dueAt: string;
+  /** CBOR of the input it delivers. */
+  readonly input: Uint8Array;
+  readonly setSeq: number;
+  readonly setAt: string;
+}
+
+/** What a batch commits besides its log rows, in the same transaction. */
+export interface BatchExtras {
+  readonly keys: readonly IdempotencyRow[];
+  readonly keyRetention: IdempotencyRetention | null;
+  /** Rows (ids) of the timers whose input this batch delivered. */
+  readonly firedTimers: readonly number[];
+  readonly timerChanges: readonly TimerChange[];
+}
+
 export interface SnapshotMeta {
   readonly id: number;
   readonly machine: string;

@@ -8,7 +8,7 @@ import { adoptPreviousWal } from './alias-wal.js';
 import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
 import { lockDatabaseFile, type FileLock } from './file-lock.js';
 import { migrate } from './migrations.js';
-import type { IdempotencyRecord, IdempotencyRetention, IdempotencyRow, LogGroup, SnapshotMeta } from './rows.js';
+import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, SnapshotMeta, TimerRow } from './rows.js';
 import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
@@ -33,8 +33,17 @@ function prepareWrites(db: Database) {
     // Both look at the oldest rows only (by id, which grows with time), so each costs what it removes.
     expireKeysByAge: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created_at < ?`),
     expireKeysByCount: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND id <= (SELECT max(id) FROM idempotency_keys) - ?`),
+    // REPLACE: setting a pending timer again replaces it, under a new id (so its old firing is void).
+    setTimer: p(`INSERT OR REPLACE INTO timers (machine, timer, due_ms, due_at, input, set_seq, set_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    cancelTimer: p(`DELETE FROM timers WHERE machine = ? AND timer = ?`),
+    deleteTimer: p(`DELETE FROM timers WHERE id = ?`),
+    dueTimers: p(`SELECT id, machine, timer, due_ms AS dueMs, due_at AS dueAt, input, set_seq AS setSeq, set_at AS setAt FROM timers WHERE due_ms <= ? ORDER BY due_ms, id LIMIT ?`),
+    nextTimerDue: p(`SELECT min(due_ms) FROM timers WHERE due_ms > ?`).pluck(),
+    timerCount: p(`SELECT count(*) FROM timers`).pluck(),
   };
 }
+
+const NO_EXTRAS: BatchExtras = { keys: [], keyRetention: null, firedTimers: [], timerChanges: [] };
 
 /** What the retention rule removed. */
 export interface Pruned {
@@ -131,20 +140,46 @@ export class Store extends StoreReader {
    * Group commit: appends one batch's log rows in a single transaction. When this returns the
    * requests are durable (per the durability mode); when it throws nothing of them was written.
    */
-  appendBatch(groups: readonly LogGroup[], keys: readonly IdempotencyRow[] = [], retention: IdempotencyRetention | null = null): void {
-    if (groups.length === 0) return;
+  appendBatch(groups: readonly LogGroup[], extras: BatchExtras = NO_EXTRAS): void {
+    if (groups.length === 0 && extras.firedTimers.length === 0) return;
     const now = new Date().toISOString();
     this.write('committing request log', () => {
       this.db.transaction(() => {
         // One hash per machine per batch, over the blob already built: cheap next to the fsync.
         for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests));
-        // In the same transaction as the log rows: a request is applied with its key, or neither is.
-        for (const k of keys) this.writes.insertKey.run(k.machine, k.key, k.seq, k.inputSha256, k.reply, now);
-        if (retention) this.expireKeys(retention, keys.length);
+        // In the same transaction as the log rows: a request is applied with its key and its
+        // timers, and a timer's input is delivered as its row goes, or none of it happened.
+        for (const k of extras.keys) this.writes.insertKey.run(k.machine, k.key, k.seq, k.inputSha256, k.reply, now);
+        if (extras.keyRetention) this.expireKeys(extras.keyRetention, extras.keys.length);
+        for (const id of extras.firedTimers) this.writes.deleteTimer.run(id);
+        for (const c of extras.timerChanges) {
+          if (c.kind === 'set') this.writes.setTimer.run(c.machine, c.timer, c.dueMs, new Date(c.dueMs).toISOString(), c.input, c.seq, now);
+          else this.writes.cancelTimer.run(c.machine, c.timer);
+        }
         this.faults.beforeCommit?.(groups);
       })();
     });
     crashPoint('after-log-append');
+  }
+
+  /** Timers due at `nowMs`, soonest first, at most `limit`. */
+  dueTimers(nowMs: number, limit: number): TimerRow[] {
+    return asStorageError('reading timers', () => this.writes.dueTimers.all(nowMs, limit) as TimerRow[], this.path);
+  }
+
+  /** When the soonest timer due after `nowMs` is due (ms since the epoch), or null. */
+  nextTimerDue(nowMs: number): number | null {
+    return asStorageError('reading timers', () => this.writes.nextTimerDue.get(nowMs) as number | null, this.path);
+  }
+
+  /** Pending timers. */
+  timerCount(): number {
+    return asStorageError('reading timers', () => this.writes.timerCount.get() as number, this.path);
+  }
+
+  /** Removes one timer (its delivery crashed its machine: it is not delivered again). */
+  deleteTimer(id: number): void {
+    this.write('removing a timer', () => this.writes.deleteTimer.run(id));
   }
 
   /**
