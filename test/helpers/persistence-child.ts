@@ -21,7 +21,12 @@ export interface Child {
 }
 
 export function spawnKvChild(args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  return spawnChild(FIXTURE, args, env);
+}
+
+/** Spawns the fixture script `fixture` (a path) through tsx, reading its stdout lines. */
+export function spawnChild(fixture: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines: string[] = [];
   let err = '';
   let waiters: { pred: (l: string) => boolean; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
