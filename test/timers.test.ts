@@ -9,6 +9,7 @@ import { MachineCrashedError } from '../src/errors.js';
 import { defineMachine, setTimer, withTimers } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 import { timerTree } from './fixtures/timer-machine.js';
+import { runCli } from './helpers/cli.js';
 import { tempDb } from './helpers/persistence-kv.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -68,6 +69,12 @@ test('timers survive a stop: those that fell due while the application was down 
   const raw = new Database(db, { readonly: true });
   t.teardown(() => raw.close());
   t.deepEqual(raw.prepare('SELECT timer FROM timer_list').pluck().all(), ['early', 'mid', 'late', 'future'], 'readable, soonest first');
+  const cli = await runCli(['timers', '--db', db]);
+  t.is(cli.code, 0, cli.stderr);
+  t.deepEqual([...cli.stdout.matchAll(/^\S+  \((?:in|.* overdue)[^)]*\)  t  "(\w+)"  set at seq \d+$/gm)].map((m) => m[1]), ['early', 'mid', 'late', 'future']);
+  t.regex(cli.stdout, /input: \{"fire":"future","id":"future"\}/);
+  const json = await runCli(['timers', 't', '--db', db, '--json', '--limit', '1']);
+  t.deepEqual(JSON.parse(json.stdout), { machine: 't', timer: 'early', dueAt: new Date(now + 100).toISOString(), setSeq: 2, setAt: JSON.parse(json.stdout).setAt, input: { fire: 'early', id: 'early' } });
   await sleep(400);
   const app = await start(t, db);
   t.true(await until(async () => (await fired(app)).length === 3));

@@ -2,7 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { integrityByTable } from './integrity.js';
 import type { TableIntegrity } from './reports.js';
 import { checkSchemaReadable } from './migrations.js';
-import type { FailedRequest, ForeignKeyViolation, LogRow, MachineRow, SnapshotMeta, StoredSnapshot } from './rows.js';
+import type { FailedRequest, ForeignKeyViolation, LogRow, MachineRow, SnapshotMeta, StoredSnapshot, TimerRow } from './rows.js';
 import { openDatabaseFile } from './sqlite.js';
 import { DEFAULT_DB_PATH } from './store-options.js';
 
@@ -158,6 +158,17 @@ export class StoreReader {
   /** Recorded failed requests, newest first, of one machine or (null) all. */
   failedRequests(machine: string | null = null, limit = 100): FailedRequest[] {
     return this.queries.failed.all({ machine, limit }) as FailedRequest[];
+  }
+
+  /**
+   * Pending durable timers, soonest first, of one machine or (null) all; null when the database
+   * predates timers (schema version < 5, opened read-only so not migrated).
+   */
+  pendingTimers(machine: string | null = null, limit = 100): TimerRow[] | null {
+    if (this.db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'timers'").get() === undefined) return null;
+    return this.db
+      .prepare(`SELECT id, machine, timer, due_ms AS dueMs, due_at AS dueAt, input, set_seq AS setSeq, set_at AS setAt FROM timers WHERE (@machine IS NULL OR machine = @machine) ORDER BY due_ms, id LIMIT @limit`)
+      .all({ machine, limit }) as TimerRow[];
   }
 
   /** SQLite's `PRAGMA integrity_check`, its problems grouped by table; empty when the database is sound. */
