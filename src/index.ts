@@ -10,6 +10,7 @@ export { formatEvent, stderrLogger, silentLogger, type LifecycleEvent, type Logg
 export type { StatusNode, WorkerStatus, SupervisorStatus, SnapshotInfo } from './engine/runtime-tree.js';
 export type { SnapshotPolicy } from './engine/snapshot-policy.js';
 export type { Durability } from './storage/store-options.js';
+export type { BackupOptions, BackupReport } from './storage/backup.js';
 export type { SnapshotMeta } from './storage/rows.js';
 export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';

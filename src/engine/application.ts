@@ -2,6 +2,7 @@ import { ApplicationStoppedError, UnknownMachineError, describe } from '../error
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
 import type { SnapshotMeta } from '../storage/rows.js';
 import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '../storage/background-check.js';
+import type { BackupOptions, BackupReport } from '../storage/backup.js';
 import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
@@ -222,6 +223,28 @@ export class App {
     });
   }
 
+  private backups = new Set<Promise<unknown>>();
+
+  /**
+   * Copies the database to `dest` while the application serves: SQLite's online backup through
+   * the writer's connection, in steps of a few ms, then verified (quick_check and every
+   * checksum, in a worker thread) before the file appears under its name. Every request
+   * acknowledged before the call (and any committed during the copy) is in it; the copy opens as
+   * it is, as a database of its own (restoring is opening it). Never overwrites `dest`. Rejects
+   * with StorageError (`dest` exists, disk full, the copy did not verify) or
+   * ApplicationStoppedError; a stop waits for a backup under way.
+   */
+  async backup(dest: string, options: BackupOptions = {}): Promise<BackupReport> {
+    if (this.ended || this.stopping) throw new ApplicationStoppedError();
+    const running = this.persistence.backup(dest, options);
+    this.backups.add(running);
+    try {
+      return await running;
+    } finally {
+      this.backups.delete(running);
+    }
+  }
+
   /**
    * Graceful stop: refuses new calls, finishes the queued ones, terminates every machine in
    * reverse start order (snapshotting each), closes the database. Idempotent.
@@ -247,6 +270,7 @@ export class App {
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');
     this.admission.clear();
+    await Promise.allSettled([...this.backups]);
     // Its read transaction would keep the close from emptying the WAL.
     await this.integrityCheck?.cancel();
     this.persistence.close();

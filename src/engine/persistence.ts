@@ -10,6 +10,7 @@ import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type Snapshot
 import type { BatchExtras, IdempotencyRecord, LogGroup, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
+import { backupDatabase, type BackupOptions, type BackupReport } from '../storage/backup.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -100,6 +101,11 @@ export class Persistence {
     } catch {
       // Informational only.
     }
+  }
+
+  /** An online, verified copy of the database at `dest` through the writer connection (see backupDatabase). */
+  backup(dest: string, options?: BackupOptions): Promise<BackupReport> {
+    return backupDatabase(this.store.db, this.store.path, dest, true, options);
   }
 
   /** Closes the database and releases the writer lock. Idempotent. */

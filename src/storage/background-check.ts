@@ -30,6 +30,21 @@ try {
 } catch (err) {
   messages.push('the check stopped early: ' + (err && err.message || String(err)));
 }
+if (workerData.checksums && messages.length === 1 && messages[0] === 'ok') {
+  // What SQLite cannot see: blobs whose bytes changed under a valid page (see checksum.ts).
+  const { createHash } = require('node:crypto');
+  const sha = (b) => createHash('sha256').update(b).digest('hex');
+  try {
+    for (const r of db.prepare('SELECT id, machine, seq, checksum, state FROM snapshots').iterate()) {
+      if (sha(r.state) !== r.checksum) messages.push('snapshot ' + r.id + ' of ' + r.machine + ' (seq ' + r.seq + '): checksum mismatch');
+    }
+    for (const r of db.prepare('SELECT machine, first_seq, last_seq, checksum, requests FROM request_log WHERE checksum IS NOT NULL').iterate()) {
+      if (sha(r.requests) !== r.checksum) messages.push('log row ' + r.first_seq + '..' + r.last_seq + ' of ' + r.machine + ': checksum mismatch');
+    }
+  } catch (err) {
+    messages.push('the checksum check stopped early: ' + (err && err.message || String(err)));
+  }
+}
 let schema = [];
 try { schema = db.prepare('SELECT name, tbl_name, rootpage FROM sqlite_schema').all(); } catch {}
 db.close();
@@ -41,9 +56,10 @@ parentPort.postMessage({ messages, schema, ms: performance.now() - t0 });
  * large database is checked without blocking the event loop (the application serves meanwhile).
  * quick_check reads every page (O(size)) but skips index-content cross-checks; a broken b-tree
  * page, which SQLite otherwise only notices when a query reaches it, is found here.
- * `onDone` gets the final status once.
+ * With `checksums`, every snapshot and log row is also checked against its sha256 (a backup's
+ * verification). `onDone` gets the final status once.
  */
-export function checkInBackground(path: string, onDone: (status: IntegrityStatus) => void): BackgroundCheck {
+export function checkInBackground(path: string, onDone: (status: IntegrityStatus) => void, options: { readonly checksums?: boolean } = {}): BackgroundCheck {
   let status: IntegrityStatus = { state: 'checking' };
   const finish = (s: IntegrityStatus): void => {
     if (status.state !== 'checking') return;
@@ -51,7 +67,7 @@ export function checkInBackground(path: string, onDone: (status: IntegrityStatus
     onDone(s);
   };
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, driver } });
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path, driver, checksums: options.checksums === true } });
   worker.unref(); // never what keeps a process alive
   worker.on('message', (m: { messages: string[]; schema: SchemaEntry[]; ms: number }) => {
     const ok = m.messages.length === 1 && m.messages[0] === 'ok';
