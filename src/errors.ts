@@ -153,6 +153,23 @@ export class IdempotencyKeyReusedError extends SsmError {
   }
 }
 
+/**
+ * A subscriber fell more than `maxBuffered` events behind and was cut off (the engine never waits
+ * for one, nor buffers without bound). Resume with `fromSeq: lastSeq + 1`.
+ */
+export class SubscriberTooSlowError extends SsmError {
+  constructor(readonly machine: string, readonly lastSeq: number, readonly maxBuffered: number) {
+    super('SUBSCRIBER_TOO_SLOW', `subscriber of ${machine} fell more than ${maxBuffered} events behind and was cut off after seq ${lastSeq}; resume from seq ${lastSeq + 1}`);
+  }
+}
+
+/** The requests asked for are no longer retained (covered by snapshots, their log trimmed). */
+export class LogTruncatedError extends SsmError {
+  constructor(readonly machine: string, readonly fromSeq: number, readonly oldestSeq: number) {
+    super('LOG_TRUNCATED', `${machine}'s requests from seq ${fromSeq} are no longer retained: the oldest a subscriber can start from is seq ${oldestSeq} (keep more with snapshot.retainLog or keepSnapshots)`);
+  }
+}
+
 /** Short, single-line description of any thrown value. */
 export function describe(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;

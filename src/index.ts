@@ -11,6 +11,7 @@ export type { StatusNode, WorkerStatus, SupervisorStatus, SnapshotInfo } from '.
 export type { SnapshotPolicy } from './engine/snapshot-policy.js';
 export type { Durability } from './storage/store-options.js';
 export type { BackupOptions, BackupReport } from './storage/backup.js';
+export type { ChangeEvent, ChangeListener, SubscribeOptions, Subscription, SubscriptionEnd } from './engine/subscriptions.js';
 export type { SnapshotMeta } from './storage/rows.js';
 export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';

@@ -8,6 +8,7 @@ import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
 import { Idempotency } from './idempotency.js';
 import { Timers } from './timers.js';
+import { Subscriptions, type ChangeListener, type SubscribeOptions, type Subscription } from './subscriptions.js';
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
@@ -53,6 +54,7 @@ export class App {
   private readonly supervision: Supervision;
   private readonly snapshots: SnapshotScheduler;
   private readonly timers: Timers;
+  private readonly subscriptions: Subscriptions;
   private readonly log: Logger;
   private readonly storageHealth = new StorageHealth();
   private ended = false;
@@ -86,7 +88,8 @@ export class App {
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
     this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
     const idempotency = new Idempotency(this.persistence, o.idempotency, this.metrics);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers);
+    this.subscriptions = new Subscriptions(this.persistence, this.workers);
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers, this.subscriptions);
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 
@@ -223,6 +226,20 @@ export class App {
     });
   }
 
+  /**
+   * Follows machine `name`: `listener` gets every committed state-changing request
+   * `{ machine, seq, input, output }`, in seq order, only after its commit, from
+   * `options.fromSeq` (read back from storage, outputs recomputed by replay) and then live.
+   * Awaited if it returns a promise; the engine never waits for it: a listener more than
+   * `maxBuffered` events behind is cut off with SubscriberTooSlowError, resumable with
+   * `fromSeq: subscription.lastSeq + 1`. A `fromSeq` no longer retained ends it with
+   * LogTruncatedError. Throws UnknownMachineError, ConfigError, ApplicationStoppedError.
+   */
+  subscribe(name: string, options: SubscribeOptions, listener: ChangeListener): Subscription {
+    if (this.ended || this.stopping) throw new ApplicationStoppedError();
+    return this.subscriptions.subscribe(name, options, listener);
+  }
+
   private backups = new Set<Promise<unknown>>();
 
   /**
@@ -266,6 +283,7 @@ export class App {
     this.admission.accepting = false;
     this.snapshots.stop();
     this.timers.stop();
+    this.subscriptions.stop();
     const reason = result.reason === 'normal' ? 'application stopped' : `application stopped: root supervisor failed: ${describe(result.error)}`;
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');

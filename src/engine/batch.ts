@@ -15,6 +15,7 @@ import { MIN_BACKOFF_MS, type StorageHealth } from './storage-health.js';
 import type { Supervision } from './supervision.js';
 import type { PreparedTimer } from './timer-commands.js';
 import type { Timers } from './timers.js';
+import type { Subscriptions } from './subscriptions.js';
 
 /** Bytes a probe writes at least: more than a page, so it needs new pages as log rows do. */
 const MIN_PROBE_BYTES = 16 * 1024;
@@ -52,6 +53,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly health: StorageHealth,
     private readonly idempotency: Idempotency,
     private readonly timers: Timers,
+    private readonly subscriptions: Subscriptions,
   ) {}
 
   /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
@@ -99,7 +101,10 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const done = crash ? batch.slice(0, crash.at) : stopAt >= 0 ? batch.slice(0, stopAt + 1) : batch;
     const storageError = this.commit(groups);
     for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
-    if (!storageError) this.snapshots.afterCommit(groups.keys());
+    if (!storageError) {
+      this.snapshots.afterCommit(groups.keys());
+      this.subscriptions.committed(done);
+    }
     // After a failed commit a machine may be left crashed (its reload failed too).
     const unreloaded = storageError !== null && this.workers.some((w) => w.status === 'crashed');
     // A normal stop whose commit failed did not happen: its machine was reloaded and keeps running.
@@ -151,6 +156,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (r.logged) {
         w.seq++;
+        r.seq = w.seq;
         this.idempotency.record(r, w.seq);
         if (timers) this.timers.record(w.name, timers, w.seq);
         let g = groups.get(w);

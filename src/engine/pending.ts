@@ -18,6 +18,8 @@ export class Pending implements Request<WorkerNode> {
   idempotencyKey: string | null = null;
   /** sha256 (hex) of `logged`, computed only for a request with an idempotency key. */
   inputSha256 = '';
+  /** Its seq once stepped and logged (0: not logged). */
+  seq = 0;
   /** Set when this request delivers a durable timer's input (null: an ordinary call). */
   timer: TimerDelivery | null = null;
   constructor(

@@ -7,7 +7,7 @@ import type { RecoveryReport } from '../storage/reports.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { BatchExtras, IdempotencyRecord, LogGroup, SnapshotMeta, TimerRow } from '../storage/rows.js';
+import type { BatchExtras, IdempotencyRecord, LogGroup, LogRow, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
 import { backupDatabase, type BackupOptions, type BackupReport } from '../storage/backup.js';
@@ -101,6 +101,22 @@ export class Persistence {
     } catch {
       // Informational only.
     }
+  }
+
+  /** `w`'s state as of `seq`, rebuilt privately from storage (throws RecoveryError). */
+  rebuildAt(w: WorkerNode, seq: number): { state: unknown; seq: number } {
+    const { state, report } = recoverState(this.store, w.name, w.machine, seq);
+    return { state, seq: report.seq };
+  }
+
+  /** At most `limit` log rows of `name` after `seq` (throws StorageError). */
+  logRowsAfter(name: string, seq: number, limit: number): LogRow[] {
+    return this.store.logRowsAfter(name, seq, limit);
+  }
+
+  /** The oldest seq of `name` a change feed can start from. */
+  oldestResumableSeq(name: string): number {
+    return this.store.oldestReplayableSeq(name);
   }
 
   /** An online, verified copy of the database at `dest` through the writer connection (see backupDatabase). */

@@ -20,6 +20,8 @@ function prepareQueries(db: Database) {
     mostSnapshotsOfAMachine: p(`SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM snapshots GROUP BY machine)`).pluck(),
     oldestSnapshotSeq: p(`SELECT min(seq) FROM snapshots WHERE machine = ?`).pluck(),
     logAfter: p(`SELECT ${LOG_COLUMNS} FROM request_log WHERE machine = ? AND last_seq > ? ORDER BY last_seq`).raw(),
+    logPageAfter: p(`SELECT ${LOG_COLUMNS} FROM request_log WHERE machine = ? AND last_seq > ? ORDER BY last_seq LIMIT ?`).raw(),
+    oldestSnapshotKept: p(`SELECT min(seq) FROM snapshots WHERE machine = ? AND rejected IS NULL`).pluck(),
     wholeLog: p(`SELECT ${LOG_COLUMNS} FROM request_log WHERE machine = ? ORDER BY last_seq`).raw(),
     firstLoggedSeq: p(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck(),
     logBytesOf: p(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck(),
@@ -169,6 +171,22 @@ export class StoreReader {
     return this.db
       .prepare(`SELECT id, machine, timer, due_ms AS dueMs, due_at AS dueAt, input, set_seq AS setSeq, set_at AS setAt FROM timers WHERE (@machine IS NULL OR machine = @machine) ORDER BY due_ms, id LIMIT @limit`)
       .all({ machine, limit }) as TimerRow[];
+  }
+
+  /** At most `limit` log rows of `machine` after `seq`, in order (a bounded read, unlike logAfter). */
+  logRowsAfter(machine: string, seq: number, limit: number): LogRow[] {
+    return [...logRows(this.queries.logPageAfter.all(machine, seq, limit))];
+  }
+
+  /**
+   * The oldest seq from which `machine`'s requests can still be replayed in order: 1 while the
+   * log reaches back to the start, else just after its oldest good snapshot.
+   */
+  oldestReplayableSeq(machine: string): number {
+    const first = this.firstLoggedSeq(machine);
+    if (first === null || first <= 1) return first === null ? this.lastSeq(machine) + 1 : 1;
+    const snap = this.queries.oldestSnapshotKept.get(machine) as number | null;
+    return snap === null ? first : Math.max(snap + 1, 1);
   }
 
   /** SQLite's `PRAGMA integrity_check`, its problems grouped by table; empty when the database is sound. */
