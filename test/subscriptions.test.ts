@@ -106,3 +106,25 @@ test('a past no longer retained is LogTruncatedError naming the oldest seq; bad 
   await app.stop();
   t.deepEqual(await fromOldest.ended, { reason: 'stopped' });
 });
+
+test('ssm log --follow prints requests as a server commits them, in order, until interrupted', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { ROOT } = await import('./helpers/cli.js');
+  const { eachLine } = await import('./helpers/lines.js');
+  const db = tempDb(t);
+  const app = await startApplication(kvTree(), { db, logger: false, snapshot: { retainLog: true } });
+  t.teardown(() => app.stop());
+  await app.call('kv1', { op: 'store', key: 'before', value: 0 });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'log', 'kv1', '--db', db, '--follow', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const seqs: number[] = [];
+  eachLine(child.stdout!, (line) => seqs.push((JSON.parse(line) as { seq: number }).seq));
+  await until(() => seqs.length === 1, 20_000);
+  for (let i = 1; i <= 20; i++) await app.call('kv1', { op: 'store', key: `k${i}`, value: i });
+  await until(() => seqs.length === 21, 10_000);
+  t.deepEqual(seqs, Array.from({ length: 21 }, (_, i) => i + 1));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  child.kill('SIGINT');
+  const end = await exited;
+  t.true(end.signal === 'SIGINT' || end.code === 130, `ends on Ctrl-C as tail -f does: ${JSON.stringify(end)}`);
+});

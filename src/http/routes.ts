@@ -5,6 +5,7 @@ import type { CallOptions } from '../engine/options.js';
 import { parseUntrustedJson, toJson } from '../encoding/json.js';
 import { DecodeError, SsmError, describe } from '../errors.js';
 import { bearerChecker } from './auth.js';
+import { streamChanges } from './changes.js';
 import { readBody } from './body.js';
 import { machineInfos } from './machine-info.js';
 import type { ResolvedServeOptions } from './options.js';
@@ -47,6 +48,7 @@ export class Router {
     { path: '/v1/machines', methods: 'GET, HEAD', run: (x) => this.machines(x) },
     { path: '/v1/checkpoint', methods: 'POST', run: (x) => this.checkpoint(x) },
     { path: /^\/v1\/machines\/([^/]+)\/call$/, methods: 'POST', run: (x) => this.call(x) },
+    { path: /^\/v1\/machines\/([^/]+)\/changes$/, methods: 'GET', run: ({ req, res, url, params }) => streamChanges(this.app, machineName(params[0]!), req, res, url) },
   ];
   private readonly authorized: ((authorization: string | undefined) => boolean) | null;
   private appStopped = false;
