@@ -1,4 +1,4 @@
-export { defineMachine, stopNormally, setTimer, cancelTimer, withTimers, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StepEffects, type StopDirective, type TimerCommand } from './model/machine.js';
+export { defineMachine, stopNormally, setTimer, cancelTimer, withTimers, type EntryProjection, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StepEffects, type StopDirective, type TimerCommand } from './model/machine.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
 export type { ApplicationOptions, CallOptions, IdempotencyRetentionOptions } from './engine/options.js';

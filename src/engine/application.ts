@@ -8,6 +8,7 @@ import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
 import { Idempotency } from './idempotency.js';
 import { Timers } from './timers.js';
+import { ReadableBatch } from './readable-state.js';
 import { Subscriptions, type ChangeListener, type SubscribeOptions, type Subscription } from './subscriptions.js';
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
@@ -69,6 +70,7 @@ export class App {
     this.root = new SupervisorNode(tree, null, 0, tree.name ?? 'root');
     this.order = workersOf(this.root);
     for (const w of this.order) this.workers.set(w.name, w);
+    for (const w of this.order) w.readable = o.readable(w.name);
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     const isEnded = (): boolean => this.ended;
     const store = Store.open(o.db, { durability: o.durability, create: o.create, faults: o.faults });
@@ -89,7 +91,7 @@ export class App {
     this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
     const idempotency = new Idempotency(this.persistence, o.idempotency, this.metrics);
     this.subscriptions = new Subscriptions(this.persistence, this.workers);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers, this.subscriptions);
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers, this.subscriptions, new ReadableBatch());
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 

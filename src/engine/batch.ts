@@ -16,6 +16,7 @@ import type { Supervision } from './supervision.js';
 import type { PreparedTimer } from './timer-commands.js';
 import type { Timers } from './timers.js';
 import type { Subscriptions } from './subscriptions.js';
+import type { ReadableBatch } from './readable-state.js';
 
 /** Bytes a probe writes at least: more than a page, so it needs new pages as log rows do. */
 const MIN_PROBE_BYTES = 16 * 1024;
@@ -25,6 +26,8 @@ const MAX_PROBE_BYTES = 2 * 1024 * 1024;
 interface Group {
   readonly firstSeq: number;
   readonly parts: Uint8Array[];
+  /** The inputs as JSON for the readable `requests` view (null: off for this machine). */
+  readonly json: string[] | null;
   bytes: number;
 }
 
@@ -54,6 +57,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly idempotency: Idempotency,
     private readonly timers: Timers,
     private readonly subscriptions: Subscriptions,
+    private readonly readable: ReadableBatch,
   ) {}
 
   /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
@@ -119,6 +123,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     this.gateWrites(batch);
     this.idempotency.begin();
     this.timers.begin();
+    this.readable.begin();
     const groups = new Map<WorkerNode, Group>();
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i]!;
@@ -142,6 +147,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       let stops = false;
       let timers: PreparedTimer[] | null = null;
       try {
+        this.readable.before(r);
         const result: unknown = w.machine.step(r.stepInput, w.state);
         checkStepResult(result, w.name);
         w.state = result[0];
@@ -160,8 +166,10 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         this.idempotency.record(r, w.seq);
         if (timers) this.timers.record(w.name, timers, w.seq);
         let g = groups.get(w);
-        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], bytes: 0 }));
+        const json = this.readable.after(r, w.seq);
+        if (!g) groups.set(w, (g = { firstSeq: w.seq, parts: [], json: json === null ? null : [], bytes: 0 }));
         g.parts.push(r.logged);
+        if (json !== null) g.json?.push(json);
         g.bytes += r.logged.byteLength;
       }
       if (r.timer !== null) this.timers.delivered(r);
@@ -180,13 +188,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const rows: LogGroup[] = [];
     let count = 0;
     for (const [w, g] of groups) {
-      rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts) });
+      rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts), requestsJson: g.json && `[${g.json.join(',')}]` });
       count += g.parts.length;
     }
     const t0 = performance.now();
     try {
       const { keys, retention } = this.idempotency.forCommit();
-      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges });
+      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.health.commitFailed(error, Date.now());

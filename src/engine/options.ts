@@ -55,6 +55,13 @@ export interface ApplicationOptions {
    * @default {}
    */
   idempotency?: IdempotencyRetentionOptions;
+  /**
+   * Readable tables for the sqlite3 CLI (`kv_entries`, `machine_states`, the `requests` and
+   * `failed_inputs` views): `true` for every machine, `false` for none, or `{ except: [names] }`.
+   * They cost some throughput (README, Benchmarks); recovery never reads them.
+   * @default true
+   */
+  readable?: boolean | { readonly except: readonly string[] };
   /** Test seams for fault injection; never set in production. */
   faults?: StoreFaults;
 }
@@ -107,6 +114,8 @@ export interface ResolvedApplicationOptions {
   readonly maxPayloadBytes: number;
   readonly snapshot: ResolvedSnapshotPolicy;
   readonly idempotency: Required<IdempotencyRetentionOptions>;
+  /** Whether machine `name` keeps readable tables. */
+  readonly readable: (name: string) => boolean;
   /** Never throws: a failing user logger must not break a batch half-way or a restart. */
   readonly logger: Logger;
   readonly faults: StoreFaults;
@@ -139,6 +148,7 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
       retainMs: positiveInteger('idempotency.retainMs', options.idempotency?.retainMs ?? 24 * 3600 * 1000),
       maxKeys: positiveInteger('idempotency.maxKeys', options.idempotency?.maxKeys ?? 1_000_000),
     },
+    readable: readableFilter(options.readable),
     logger: (event) => {
       try {
         user(event);
@@ -148,4 +158,14 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
     },
     faults,
   };
+}
+
+function readableFilter(option: ApplicationOptions['readable']): (name: string) => boolean {
+  if (option === undefined || option === true) return () => true;
+  if (option === false) return () => false;
+  if (typeof option !== 'object' || option === null || !Array.isArray(option.except) || !option.except.every((n) => typeof n === 'string')) {
+    throw new ConfigError('readable must be true, false or { except: [machine names] }');
+  }
+  const except = new Set(option.except);
+  return (name) => !except.has(name);
 }

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
-import { StorageError } from '../errors.js';
+import { StorageError, describe } from '../errors.js';
+import { renderedEntries, renderedState } from './readable-state.js';
+import { decodeCbor } from '../encoding/cbor.js';
+import { toJson } from '../encoding/json.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { recoverState } from '../storage/recovery.js';
@@ -88,7 +91,7 @@ export class Persistence {
   /** Records a request whose step threw. A full disk must not prevent the restart: never throws. */
   recordFailure(w: WorkerNode, input: Uint8Array | null, error: unknown): void {
     try {
-      this.store.recordFailure(w.name, w.seq, input, error);
+      this.store.recordFailure(w.name, w.seq, input, error, w.readable ? inputAsJson(input) : null);
     } catch {
       // The crash is still logged by supervision and counted in the metrics.
     }
@@ -144,7 +147,24 @@ export class Persistence {
     w.snapshotSeq = report.snapshotSeq;
     w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
     w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? performance.now() : null };
+    this.syncEntries(w);
     return report;
+  }
+
+  /**
+   * Brings `w`'s `kv_entries` rows to its restored state when they do not reflect it (a database
+   * from before readable tables, a projection just declared, or one turned off: rows removed).
+   * Derived data: a failure here is logged, never a failed start.
+   */
+  private syncEntries(w: WorkerNode): void {
+    try {
+      const want = w.readable && w.machine.entries ? w.seq : null;
+      const have = this.store.entriesSeq(w.name);
+      if (have === want) return;
+      this.store.rebuildEntries(w.name, renderedEntries(w), want);
+    } catch (error) {
+      this.log({ type: 'snapshot_failed', machine: w.name, error: new StorageError(`kv_entries of ${w.name} could not be rebuilt (the readable rows may be stale; the state is intact): ${describe(error)}`, { cause: error }) });
+    }
   }
 
   /**
@@ -197,7 +217,7 @@ export class Persistence {
   }
 
   private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number, checksum?: string): SnapshotMeta {
-    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum);
+    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum, renderedState(w));
     w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };
@@ -236,5 +256,14 @@ export class Persistence {
     // Back off: the next attempt comes after as much growth again.
     w.growth = { requests: 0, bytes: 0, firstAt: null };
     this.log({ type: 'snapshot_failed', machine: w.name, error });
+  }
+}
+
+function inputAsJson(input: Uint8Array | null): string | null {
+  if (input === null) return null;
+  try {
+    return toJson(decodeCbor(input));
+  } catch {
+    return null;
   }
 }

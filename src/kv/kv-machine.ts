@@ -1,4 +1,4 @@
-import { defineMachine, type Machine } from '../model/machine.js';
+import { defineMachine, type EntryProjection, type Machine } from '../model/machine.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
 import { MAX_PAGE_LIMIT, readPage } from './kv-page.js';
 import { BYTE_OPS, BYTE_OPS_READ_ONLY, byteOpStep, validateByteOp, type KvByteOpInput } from './kv-ops.js';
@@ -124,6 +124,22 @@ export function kvStep<S extends KvTable>(input: KvInput, state: S): readonly [S
   }
 }
 
+/**
+ * The KV store's rows in `kv_entries`: one per key. The keys an input may change are read off its
+ * shape (`key`, `keys`, `entries`, or the `ops` of a batch), so every writing op is covered.
+ */
+export const KV_ENTRIES: EntryProjection<KvInput, KvState> = {
+  *keys(input) {
+    const o = input as { key?: unknown; keys?: unknown; entries?: unknown; ops?: unknown };
+    if (typeof o.key === 'string') yield o.key;
+    if (Array.isArray(o.keys)) for (const k of o.keys) if (typeof k === 'string') yield k;
+    if (Array.isArray(o.entries)) for (const e of o.entries) if (Array.isArray(e) && typeof e[0] === 'string') yield e[0];
+    if (Array.isArray(o.ops)) for (const op of o.ops) yield* KV_ENTRIES.keys(op as KvInput);
+  },
+  value: (state, key) => state.get(key),
+  all: (state) => state.entries(),
+};
+
 /** Options of {@link kvMachine}. */
 export interface KvMachineOptions {
   /**
@@ -162,6 +178,7 @@ export function kvMachine(options: KvMachineOptions = {}): Machine<KvState, KvIn
     step,
     validate: validateKvInput,
     readOnly: (input) => READ_ONLY.has(input.op),
+    entries: KV_ENTRIES,
     version: KV_STATE_VERSION,
     migrate: migrateKvState,
     ...(options.verbose

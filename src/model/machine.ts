@@ -31,10 +31,31 @@ export interface MachineDefinition<S, I, O> {
   version?: number;
   /** Upgrades a snapshot's state taken at `fromVersion` to the current `version`. */
   migrate?(state: unknown, fromVersion: number): S;
+  /**
+   * A per-key view of a map-like state, kept as rows of the `kv_entries` table (see
+   * {@link EntryProjection}); without it the state is shown whole in `machine_states`.
+   */
+  entries?: EntryProjection<I, S>;
   /** Runs after the state is restored, under the worker's shutdown grace time. */
   onStart?(name: string, state: S): void | Promise<void>;
   /** Runs when the machine is stopped or restarted, under the worker's shutdown grace time. */
   onTerminate?(name: string, state: S): void | Promise<void>;
+}
+
+/**
+ * How a machine's state reads as rows `(key, value)` in the `kv_entries` table, for people with
+ * the sqlite3 CLI. Kept in the commit of every batch; derived, never read by recovery.
+ */
+export interface EntryProjection<I, S> {
+  /**
+   * The keys a state-changing input may change (more is harmless; missing one leaves its row
+   * stale until the next rebuild). Called before the step, on the input the step gets.
+   */
+  keys(input: I): Iterable<string>;
+  /** A key's value in `state` (`undefined`: absent, its row is removed). */
+  value(state: S, key: string): unknown;
+  /** Every entry of `state`, to rebuild the rows. */
+  all(state: S): Iterable<readonly [string, unknown]>;
 }
 
 /**

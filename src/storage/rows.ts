@@ -8,6 +8,22 @@ export interface LogGroup {
   readonly count: number;
   /** CBOR sequence of the inputs, in order. */
   readonly requests: Uint8Array;
+  /** The same inputs as a JSON array, for the `requests` view (null: readable tables off). */
+  readonly requestsJson?: string | null;
+}
+
+/** A changed row of `kv_entries`: its JSON value, or null when the key is gone. */
+export interface EntryChange {
+  readonly machine: string;
+  readonly key: string;
+  readonly value: string | null;
+  readonly seq: number;
+}
+
+/** A machine's whole state as JSON for `machine_states` (null state: see the note). */
+export interface ReadableState {
+  readonly state: string | null;
+  readonly note: string | null;
 }
 
 /** What an idempotency key recorded: the request it was first used for, and that request's reply. */
@@ -58,6 +74,9 @@ export interface BatchExtras {
   /** Rows (ids) of the timers whose input this batch delivered. */
   readonly firedTimers: readonly number[];
   readonly timerChanges: readonly TimerChange[];
+  /** Rows of `kv_entries` this batch changed, and the seq each projected machine's rows now reflect. */
+  readonly entries: readonly EntryChange[];
+  readonly entriesSeq: readonly { readonly machine: string; readonly seq: number }[];
 }
 
 export interface SnapshotMeta {

@@ -8,7 +8,7 @@ import { adoptPreviousWal } from './alias-wal.js';
 import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
 import { lockDatabaseFile, type FileLock } from './file-lock.js';
 import { migrate } from './migrations.js';
-import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, SnapshotMeta, TimerRow } from './rows.js';
+import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, ReadableState, SnapshotMeta, TimerRow } from './rows.js';
 import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
@@ -18,7 +18,14 @@ function prepareWrites(db: Database) {
   return {
     insertMachine: p(`INSERT INTO machines (name, status, state_version, created_at, updated_at) VALUES (?, 'new', ?, ?, ?) ON CONFLICT(name) DO NOTHING`),
     updateMachine: p(`UPDATE machines SET status = ?, state_version = ?, restarts = restarts + ?, last_error = coalesce(?, last_error), updated_at = ? WHERE name = ?`),
-    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum, requests_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    upsertEntry: p(`INSERT OR REPLACE INTO kv_entries (machine, key, value, seq) VALUES (?, ?, ?, ?)`),
+    deleteEntry: p(`DELETE FROM kv_entries WHERE machine = ? AND key = ?`),
+    deleteEntries: p(`DELETE FROM kv_entries WHERE machine = ?`),
+    setEntriesSeq: p(`UPDATE machines SET entries_seq = ? WHERE name = ?`),
+    entriesSeq: p(`SELECT entries_seq FROM machines WHERE name = ?`).pluck(),
+    upsertState: p(`INSERT OR REPLACE INTO machine_states (machine, seq, state, note, updated_at) VALUES (?, ?, ?, ?, ?)`),
+    deleteState: p(`DELETE FROM machine_states WHERE machine = ?`),
     raiseDurableSeq: p(`UPDATE machines SET durable_seq = max(coalesce(durable_seq, 0), ?) WHERE name = ?`),
     insertSnapshot: p(`INSERT INTO snapshots (machine, seq, state_version, taken_at, reason, size, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     pruneSnapshots: p(`DELETE FROM snapshots WHERE machine = ? AND rejected IS NULL AND id NOT IN (SELECT id FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT ?)`),
@@ -26,7 +33,7 @@ function prepareWrites(db: Database) {
     keptSnapshotSeq: p(`SELECT seq FROM snapshots WHERE machine = ? AND rejected IS NULL ORDER BY seq DESC, id DESC LIMIT 1 OFFSET ?`).pluck(),
     rejectSnapshot: p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
     truncateLog: p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
-    insertFailed: p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    insertFailed: p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input, input_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
     // REPLACE: a key past its retention but not yet removed is used afresh, under a new id.
     insertKey: p(`INSERT OR REPLACE INTO idempotency_keys (machine, key, seq, input_sha256, reply, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
     findKey: p(`SELECT seq, input_sha256 AS inputSha256, reply FROM idempotency_keys WHERE machine = ? AND key = ? AND created_at >= ?`),
@@ -43,7 +50,7 @@ function prepareWrites(db: Database) {
   };
 }
 
-const NO_EXTRAS: BatchExtras = { keys: [], keyRetention: null, firedTimers: [], timerChanges: [] };
+const NO_EXTRAS: BatchExtras = { keys: [], keyRetention: null, firedTimers: [], timerChanges: [], entries: [], entriesSeq: [] };
 
 /** What the retention rule removed. */
 export interface Pruned {
@@ -146,7 +153,13 @@ export class Store extends StoreReader {
     this.write('committing request log', () => {
       this.db.transaction(() => {
         // One hash per machine per batch, over the blob already built: cheap next to the fsync.
-        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests));
+        for (const g of groups) this.writes.insertLog.run(g.machine, g.firstSeq, g.lastSeq, g.count, now, g.requests.byteLength, g.requests, sha256(g.requests), g.requestsJson ?? null);
+        // Derived rows, consistent with the log at every commit.
+        for (const e of extras.entries) {
+          if (e.value === null) this.writes.deleteEntry.run(e.machine, e.key);
+          else this.writes.upsertEntry.run(e.machine, e.key, e.value, e.seq);
+        }
+        for (const m of extras.entriesSeq) this.writes.setEntriesSeq.run(m.seq, m.machine);
         // In the same transaction as the log rows: a request is applied with its key and its
         // timers, and a timer's input is delivered as its row goes, or none of it happened.
         for (const k of extras.keys) this.writes.insertKey.run(k.machine, k.key, k.seq, k.inputSha256, k.reply, now);
@@ -202,11 +215,13 @@ export class Store extends StoreReader {
    * and (unless `retainLog`) log rows no kept snapshot needs. One transaction. `checksum` may be
    * passed when the caller hashed the state as it encoded it.
    */
-  writeSnapshot(machine: string, seq: number, stateVersion: number, state: Uint8Array, reason: string, keep: number, retainLog: boolean, checksum = sha256(state)): SnapshotMeta {
+  writeSnapshot(machine: string, seq: number, stateVersion: number, state: Uint8Array, reason: string, keep: number, retainLog: boolean, checksum = sha256(state), readable: ReadableState | null = null): SnapshotMeta {
     const takenAt = new Date().toISOString();
     return this.write(`writing snapshot of ${machine}`, () =>
       this.db.transaction(() => {
         const info = this.writes.insertSnapshot.run(machine, seq, stateVersion, takenAt, reason, state.byteLength, checksum, state);
+        if (readable) this.writes.upsertState.run(machine, seq, readable.state, readable.note, takenAt);
+        else this.writes.deleteState.run(machine);
         this.writes.raiseDurableSeq.run(seq, machine);
         crashPoint('mid-snapshot');
         this.applyRetention(machine, keep, retainLog, false);
@@ -257,9 +272,25 @@ export class Store extends StoreReader {
   }
 
   /** Records a request whose step threw. */
-  recordFailure(machine: string, afterSeq: number, input: Uint8Array | null, error: unknown): void {
+  recordFailure(machine: string, afterSeq: number, input: Uint8Array | null, error: unknown, inputJson: string | null = null): void {
     const e = error instanceof Error ? error : new Error(String(error));
-    this.write('recording failed request', () => this.writes.insertFailed.run(machine, afterSeq, new Date().toISOString(), e.name, e.message, e.stack ?? null, input));
+    this.write('recording failed request', () => this.writes.insertFailed.run(machine, afterSeq, new Date().toISOString(), e.name, e.message, e.stack ?? null, input, inputJson));
+  }
+
+  /** The seq `machine`'s `kv_entries` rows reflect (null: never written). */
+  entriesSeq(machine: string): number | null {
+    return this.writes.entriesSeq.get(machine) as number | null;
+  }
+
+  /** Rewrites `machine`'s `kv_entries` rows from `entries` (JSON values), as of `seq`: one transaction. Null seq: removes them. */
+  rebuildEntries(machine: string, entries: Iterable<readonly [string, string]>, seq: number | null): void {
+    this.write(`rebuilding kv_entries of ${machine}`, () =>
+      this.db.transaction(() => {
+        this.writes.deleteEntries.run(machine);
+        if (seq !== null) for (const [key, value] of entries) this.writes.upsertEntry.run(machine, key, value, seq);
+        this.writes.setEntriesSeq.run(seq, machine);
+      })(),
+    );
   }
 
   /** Moves every page of the WAL into the database file and empties the WAL (`PRAGMA wal_checkpoint(TRUNCATE)`). */
