@@ -20,6 +20,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   chaos: async () => (await import('./sections/chaos.js')).runChaos,
   memory: async () => (await import('./sections/memory.js')).runMemory,
   resp: async () => (await import('./sections/resp.js')).runResp,
+  readable: async () => (await import('./sections/readable.js')).runReadable,
 };
 
 async function main(): Promise<number> {

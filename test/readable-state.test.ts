@@ -108,11 +108,24 @@ test('rows out of date (a database from before readable tables, or turned off) a
   const second = await startApplication(tree(), { db, logger: false });
   await second.stop();
   t.deepEqual(sql(db, "SELECT count(*) AS n FROM kv_entries WHERE machine = 'kv1'"), [{ n: 50 }], 'rebuilt at start');
-  const off = await startApplication(tree(), { db, logger: false, readable: { except: ['kv1'] } });
-  await off.call('kv1', { op: 'store', key: 'hidden', value: 1 });
-  await off.call('kv2', { op: 'store', key: 'shown', value: 1 });
-  await off.stop();
+  const partly = await startApplication(tree(), { db, logger: false, readable: { except: ['kv1'] } });
+  await partly.call('kv1', { op: 'store', key: 'hidden', value: 1 });
+  await partly.call('kv2', { op: 'store', key: 'shown', value: 1 });
+  await partly.stop();
   t.deepEqual(sql(db, "SELECT machine, key FROM kv_entries ORDER BY machine, key"), [{ machine: 'kv2', key: 'shown' }]);
   t.deepEqual(sql(db, "SELECT machine, seq FROM requests ORDER BY machine, seq"), [{ machine: 'kv2', seq: 1 }], 'no JSON logged for kv1');
   await t.throwsAsync(startApplication(tree(), { db, logger: false, readable: 'yes' as never }), { message: /readable must be/ });
+  // ssm views --rebuild recomputes all of it from the CBOR, the request JSON nulled above included.
+  const { runCli } = await import('./helpers/cli.js');
+  const r = await runCli(['views', '--rebuild', '--db', db]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /kv1: rebuilt as of seq 51 \(kv_entries, machine_states, JSON of \d+ log rows?\)/);
+  t.deepEqual(sql(db, "SELECT count(*) AS n FROM kv_entries WHERE machine = 'kv1'"), [{ n: 51 }]);
+  // The view holds what the log retains (here back to the older of the two kept snapshots).
+  t.deepEqual(sql(db, "SELECT count(*) AS n FROM requests WHERE machine = 'kv1'"), sql(db, "SELECT sum(count) AS n FROM request_log WHERE machine = 'kv1'"));
+  t.deepEqual(sql(db, "SELECT request FROM requests WHERE machine = 'kv1' AND seq = 51"), [{ request: '{"op":"store","key":"hidden","value":1}' }]);
+  const off = await runCli(['views', '--off', '--db', db]);
+  t.is(off.code, 0, off.stderr);
+  t.deepEqual(sql(db, 'SELECT (SELECT count(*) FROM kv_entries) + (SELECT count(*) FROM requests) + (SELECT count(*) FROM machine_states) AS n'), [{ n: 0 }]);
+  t.is((await runCli(['views', '--db', db])).code, 2, 'says what to do');
 });

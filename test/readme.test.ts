@@ -38,6 +38,7 @@ test('every sqlite3 query of the cookbook runs with the real sqlite3 CLI against
     await app.call('kv2', { op: 'lookup', key: 'crash' }).catch(() => undefined);
     await app.call('kv1', { op: 'store', key: 'a', value: 'b' });
     await app.call('kv1', { op: 'store', key: 'paid', value: true }, { idempotencyKey: 'order-1' });
+    await app.call('kv1', { op: 'store', key: 'user:1', value: { name: 'Ada' } });
     const queries = blocks(section('Inspecting a database with sqlite3'), 'sql');
     t.true(queries.length >= 6, 'the cookbook has its queries');
     for (const q of queries) {

@@ -161,7 +161,7 @@ export class Persistence {
       const want = w.readable && w.machine.entries ? w.seq : null;
       const have = this.store.entriesSeq(w.name);
       if (have === want) return;
-      this.store.rebuildEntries(w.name, renderedEntries(w), want);
+      this.store.rebuildEntries(w.name, renderedEntries(w.machine, w.state), want);
     } catch (error) {
       this.log({ type: 'snapshot_failed', machine: w.name, error: new StorageError(`kv_entries of ${w.name} could not be rebuilt (the readable rows may be stale; the state is intact): ${describe(error)}`, { cause: error }) });
     }
@@ -217,7 +217,7 @@ export class Persistence {
   }
 
   private write(w: WorkerNode, bytes: Uint8Array, reason: SnapshotReason, t0: number, checksum?: string): SnapshotMeta {
-    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum, renderedState(w));
+    const meta = this.store.writeSnapshot(w.name, w.seq, w.machine.version, bytes, reason, this.policy.keepSnapshots, this.policy.retainLog, checksum, w.readable ? renderedState(w.machine, w.state) : null);
     w.snapshotSeq = meta.seq;
     w.snapshot = { seq: meta.seq, takenAt: meta.takenAt, size: meta.size };
     w.growth = { requests: 0, bytes: 0, firstAt: null };

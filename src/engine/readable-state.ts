@@ -2,7 +2,7 @@ import { toJson } from '../encoding/json.js';
 import { stateEntries } from '../encoding/snapshot-encoding.js';
 import type { EntryChange, ReadableState } from '../storage/rows.js';
 import type { Pending } from './pending.js';
-import type { WorkerNode } from './runtime-tree.js';
+import type { AnyMachine } from '../model/machine.js';
 
 /** Largest state (in entries) rendered whole into `machine_states` at a snapshot: rendering is synchronous. */
 export const MAX_RENDERED_ENTRIES = 10_000;
@@ -62,22 +62,21 @@ export class ReadableBatch {
 const NONE: readonly EntryChange[] = Object.freeze([]);
 const NONE_SEQ: readonly { machine: string; seq: number }[] = Object.freeze([]);
 
-/** What `machine_states` gets for `w` at a snapshot (null: readable tables off for it). */
-export function renderedState(w: WorkerNode): ReadableState | null {
-  if (!w.readable) return null;
-  if (w.machine.entries) return { state: null, note: 'one row per key in kv_entries' };
-  const n = Array.isArray(w.state) ? w.state.length : stateEntries(w.state);
+/** What `machine_states` gets for `machine`'s `state` at a snapshot. */
+export function renderedState(machine: AnyMachine, state: unknown): ReadableState {
+  if (machine.entries) return { state: null, note: 'one row per key in kv_entries' };
+  const n = Array.isArray(state) ? state.length : stateEntries(state);
   if (n > MAX_RENDERED_ENTRIES) return { state: null, note: `${n} entries: too large to render at every snapshot; see ssm inspect` };
   try {
-    return { state: toJson(w.state), note: null };
+    return { state: toJson(state), note: null };
   } catch (err) {
     return { state: null, note: `not renderable as JSON: ${err instanceof Error ? err.message : String(err)}` };
   }
 }
 
-/** `w`'s `kv_entries` rows from its whole state (for a rebuild). */
-export function* renderedEntries(w: WorkerNode): Generator<readonly [string, string]> {
-  const projection = w.machine.entries;
+/** `machine`'s `kv_entries` rows for its whole `state` (for a rebuild). */
+export function* renderedEntries(machine: AnyMachine, state: unknown): Generator<readonly [string, string]> {
+  const projection = machine.entries;
   if (!projection) return;
-  for (const [key, value] of projection.all(w.state)) yield [key, toJson(value)];
+  for (const [key, value] of projection.all(state)) yield [key, toJson(value)];
 }

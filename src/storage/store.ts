@@ -277,6 +277,35 @@ export class Store extends StoreReader {
     this.write('recording failed request', () => this.writes.insertFailed.run(machine, afterSeq, new Date().toISOString(), e.name, e.message, e.stack ?? null, input, inputJson));
   }
 
+  /** Sets `machine`'s row of `machine_states` (null: removes it). */
+  writeReadableState(machine: string, seq: number, readable: ReadableState | null): void {
+    this.write(`writing machine_states of ${machine}`, () => {
+      if (readable) this.writes.upsertState.run(machine, seq, readable.state, readable.note, new Date().toISOString());
+      else this.writes.deleteState.run(machine);
+    });
+  }
+
+  /**
+   * Recomputes the JSON of every log row and failed input of `machine` from their CBOR (null
+   * `render`: removes it), a page of rows per transaction. Returns the rows rewritten.
+   */
+  rebuildRequestJson(machine: string, render: ((cborBytes: Uint8Array, sequence: boolean) => string | null) | null): number {
+    let rows = 0;
+    const page = this.db.prepare('SELECT id, requests FROM request_log WHERE machine = ? AND id > ? ORDER BY id LIMIT 500');
+    const set = this.db.prepare('UPDATE request_log SET requests_json = ? WHERE id = ?');
+    for (let after = 0; ; ) {
+      const batch = page.all(machine, after) as { id: number; requests: Uint8Array }[];
+      if (batch.length === 0) break;
+      this.write('rebuilding request JSON', () => this.db.transaction(() => batch.forEach((r) => set.run(render && render(r.requests, true), r.id)))());
+      rows += batch.length;
+      after = batch[batch.length - 1]!.id;
+    }
+    const failed = this.db.prepare('SELECT id, input FROM failed_requests WHERE machine = ? AND input IS NOT NULL').all(machine) as { id: number; input: Uint8Array }[];
+    const setFailed = this.db.prepare('UPDATE failed_requests SET input_json = ? WHERE id = ?');
+    this.write('rebuilding failed input JSON', () => this.db.transaction(() => failed.forEach((f) => setFailed.run(render && render(f.input, false), f.id)))());
+    return rows;
+  }
+
   /** The seq `machine`'s `kv_entries` rows reflect (null: never written). */
   entriesSeq(machine: string): number | null {
     return this.writes.entriesSeq.get(machine) as number | null;
