@@ -2,7 +2,7 @@ export { defineMachine, stopNormally, setTimer, cancelTimer, withTimers, type En
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
 export type { ApplicationOptions, CallOptions, IdempotencyRetentionOptions } from './engine/options.js';
-export { MAX_IDEMPOTENCY_KEY_BYTES } from './engine/idempotency.js';
+export { MAX_IDENTIFIER_BYTES as MAX_IDEMPOTENCY_KEY_BYTES } from './engine/identifier.js';
 export { cborCodec, jsonCodec, type Codec } from './model/codec.js';
 export { ShardedMap, SHARDED_MAP_TAG } from './encoding/sharded-map.js';
 export * from './errors.js';
@@ -10,8 +10,8 @@ export { formatEvent, stderrLogger, silentLogger, type LifecycleEvent, type Logg
 export type { StatusNode, WorkerStatus, SupervisorStatus, SnapshotInfo } from './engine/runtime-tree.js';
 export type { SnapshotPolicy } from './engine/snapshot-policy.js';
 export type { Durability } from './storage/store-options.js';
-export type { BackupOptions, BackupReport } from './storage/backup.js';
-export type { ChangeEvent, ChangeListener, SubscribeOptions, Subscription, SubscriptionEnd } from './engine/subscriptions.js';
+export type { BackupOptions, BackupReport } from './storage/reports.js';
+export type { ChangeEvent, ChangeListener, SubscribeOptions, Subscription, SubscriptionEnd } from './engine/change-feed.js';
 export type { SnapshotMeta } from './storage/rows.js';
 export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
 export { openKV, InvalidKeyError, DEFAULT_KV_PATH, KV_MACHINE, type KV, type KVOptions, type EntriesOptions } from './kv/open-kv.js';

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { startApplication, type App } from '../src/engine/application.js';
-import type { ChangeEvent } from '../src/engine/subscriptions.js';
+import type { ChangeEvent } from '../src/engine/change-feed.js';
 import { ConfigError, LogTruncatedError, SubscriberTooSlowError, UnknownMachineError } from '../src/errors.js';
 import { kvTree, tempDb } from './helpers/persistence-kv.js';
 

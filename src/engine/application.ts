@@ -2,14 +2,15 @@ import { ApplicationStoppedError, UnknownMachineError, describe } from '../error
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
 import type { SnapshotMeta } from '../storage/rows.js';
 import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '../storage/background-check.js';
-import type { BackupOptions, BackupReport } from '../storage/backup.js';
+import type { BackupOptions, BackupReport } from '../storage/reports.js';
 import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
 import { Idempotency } from './idempotency.js';
 import { Timers } from './timers.js';
 import { ReadableBatch } from './readable-state.js';
-import { Subscriptions, type ChangeListener, type SubscribeOptions, type Subscription } from './subscriptions.js';
+import { Subscriptions } from './subscriptions.js';
+import type { ChangeListener, SubscribeOptions, Subscription } from './change-feed.js';
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';

@@ -13,7 +13,8 @@ import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type Snapshot
 import type { BatchExtras, IdempotencyRecord, LogGroup, LogRow, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
-import { backupDatabase, type BackupOptions, type BackupReport } from '../storage/backup.js';
+import { backupDatabase } from '../storage/backup.js';
+import type { BackupOptions, BackupReport } from '../storage/reports.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '../engine/application.js';
-import type { ChangeEvent, Subscription, SubscriptionEnd } from '../engine/subscriptions.js';
+import type { ChangeEvent, Subscription, SubscriptionEnd } from '../engine/change-feed.js';
 import { toJson } from '../encoding/json.js';
 import { SsmError, UnknownMachineError, describe } from '../errors.js';
 import { HttpError } from './responses.js';

@@ -127,7 +127,7 @@ export function checkStepResult(result: unknown, name: string): asserts result i
     const d = result[2] as { stop?: unknown; timers?: unknown } | null;
     if (d !== null && typeof d === 'object' && (d.stop === undefined || d.stop === 'normal') && (d.timers === undefined || Array.isArray(d.timers))) return;
   }
-  throw new TypeError(`step of ${name} must return [state, output], stopNormally(state, output) or withTimers(state, output, ...timers)`);
+  throw new TypeError(`step of ${name} must return [state, output] or stopNormally(state, output), or withTimers(state, output, ...timers)`);
 }
 
 /** Whether a checked step result asks for a normal stop. */

@@ -4,23 +4,7 @@ import Database from 'better-sqlite3';
 import type { Database as Connection } from 'better-sqlite3';
 import { StorageError, describe } from '../errors.js';
 import { checkInBackground, type IntegrityStatus } from './background-check.js';
-
-/** What a finished backup wrote. */
-export interface BackupReport {
-  /** The backup file (absolute). */
-  readonly path: string;
-  readonly bytes: number;
-  readonly pages: number;
-  /** Time copying, then time verifying the copy (ms). */
-  readonly copyMs: number;
-  readonly verifyMs: number;
-}
-
-/** Options of a backup. */
-export interface BackupOptions {
-  /** Called as pages are copied (`done` of `total`). */
-  readonly onProgress?: (done: number, total: number) => void;
-}
+import type { BackupOptions, BackupReport } from './reports.js';
 
 /**
  * Pages copied per step when the source connection is the writer: writes it makes between steps

@@ -38,3 +38,19 @@ export interface TableIntegrity {
   readonly problems: readonly string[];
 }
 
+/** What a finished backup wrote. */
+export interface BackupReport {
+  /** The backup file (absolute). */
+  readonly path: string;
+  readonly bytes: number;
+  readonly pages: number;
+  /** Time copying, then time verifying the copy (ms). */
+  readonly copyMs: number;
+  readonly verifyMs: number;
+}
+
+/** Options of a backup. */
+export interface BackupOptions {
+  /** Called as pages are copied (`done` of `total`). */
+  readonly onProgress?: (done: number, total: number) => void;
+}

@@ -1,4 +1,5 @@
-import { backupDatabase, type BackupReport } from '../../storage/backup.js';
+import { backupDatabase } from '../../storage/backup.js';
+import type { BackupReport } from '../../storage/reports.js';
 import { StoreReader } from '../../storage/store-reader.js';
 import { parseCommand } from '../args.js';
 import { EXIT, usageGuard } from '../common.js';
