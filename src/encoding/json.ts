@@ -70,7 +70,42 @@ function defineOwn(out: Record<string, unknown>, key: string, value: unknown): v
 
 /** JSON text of any value, per {@link toJsonValue}. */
 export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(toJsonValue(value), null, indent);
+  // Plain data (most inputs and values) renders the same either way: skip the copy.
+  return JSON.stringify(isPlainJson(value, 0) ? value : toJsonValue(value), null, indent);
+}
+
+const MAX_PLAIN_DEPTH = 64;
+
+/**
+ * Whether JSON.stringify renders `value` exactly as {@link toJsonValue} would: finite numbers,
+ * strings, booleans, null, arrays and plain objects of those, nothing undefined (stringify
+ * would drop it), no `toJSON`, no cycle (bounded by depth).
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_PLAIN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) {
+    if (k === 'toJSON') return false;
+    if (!isPlainJson((value as Record<string, unknown>)[k], depth + 1)) return false;
+  }
+  return true;
 }
 
 /**
