@@ -21,7 +21,15 @@ import { LEAF_BUILD, SortedKeys } from './sorted-keys.js';
 export const RUN_KEYS = 8192;
 
 /** Elements merged between two looks at the clock. */
-const CHECK_EVERY = 4096;
+export const MERGE_CHUNK = 4096;
+
+/** Sizes of the units of work; smaller ones let tests interleave writes with every phase. */
+export interface IndexBuildSizes {
+  /** @default {@link RUN_KEYS} */
+  readonly runKeys?: number;
+  /** @default {@link MERGE_CHUNK} */
+  readonly mergeChunk?: number;
+}
 
 interface Merge {
   readonly a: string[];
@@ -53,8 +61,13 @@ export class IndexBuild {
   readonly #added = new Set<string>();
   readonly #removed = new Set<string>();
 
-  constructor(shards: readonly ReadonlyMap<string, unknown>[]) {
+  readonly #runKeys: number;
+  readonly #mergeChunk: number;
+
+  constructor(shards: readonly ReadonlyMap<string, unknown>[], sizes: IndexBuildSizes = {}) {
     this.#shards = shards;
+    this.#runKeys = sizes.runKeys ?? RUN_KEYS;
+    this.#mergeChunk = sizes.mergeChunk ?? MERGE_CHUNK;
   }
 
   /** Call after `key` became a key of shard `shard` (it was not one before). */
@@ -71,7 +84,7 @@ export class IndexBuild {
 
   /**
    * Works for about `budgetMs` (at least one unit of work: a shard, a run's sort, or
-   * {@link CHECK_EVERY} merged keys); returns the index once done, else null. `Infinity`
+   * {@link MERGE_CHUNK} merged keys); returns the index once done, else null. `Infinity`
    * finishes it now.
    */
   step(budgetMs: number): SortedKeys | null {
@@ -82,7 +95,7 @@ export class IndexBuild {
         for (const k of this.#shards[this.#collected]!.keys()) this.#gathering.push(k);
         this.#collected++;
         const last = this.#collected === this.#shards.length;
-        if (this.#gathering.length >= RUN_KEYS || (last && this.#gathering.length > 0)) {
+        if (this.#gathering.length >= this.#runKeys || (last && this.#gathering.length > 0)) {
           this.#runs.push(this.#gathering.sort());
           this.#gathering = [];
         }
@@ -107,7 +120,7 @@ export class IndexBuild {
     const { a, b, out } = m;
     let { i, j, k } = m;
     while (i < a.length && j < b.length) {
-      const stop = k + CHECK_EVERY;
+      const stop = k + this.#mergeChunk;
       while (k < stop && i < a.length && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
       if (performance.now() >= deadline) break;
     }

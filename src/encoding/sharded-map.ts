@@ -1,5 +1,5 @@
 import { addExtension } from 'cbor-x';
-import { IndexBuild } from './index-build.js';
+import { IndexBuild, type IndexBuildSizes } from './index-build.js';
 import { SortedKeys } from './sorted-keys.js';
 
 /** Largest map whose index {@link ShardedMap.whenIndexed} leaves to the first range read (a few ms of sorting). */
@@ -7,6 +7,14 @@ export const SYNC_INDEX_MAX_KEYS = 16_384;
 
 /** Most time one slice of a background index build takes before yielding to the event loop. */
 export const INDEX_SLICE_MS = 4;
+
+/** How {@link ShardedMap.whenIndexed} builds; the defaults are the ones to use outside tests. */
+export interface IndexingOptions extends IndexBuildSizes {
+  /** @default {@link SYNC_INDEX_MAX_KEYS} */
+  readonly syncMaxKeys?: number;
+  /** 0: one unit of work per slice. @default {@link INDEX_SLICE_MS} */
+  readonly sliceMs?: number;
+}
 
 /**
  * A `Map<string, V>` for large machine states, split into a fixed number of shards by a hash of
@@ -162,18 +170,19 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
    * parks a range read on it (see `MachineDefinition.whenReady`) so the read never pays for the
    * build. Only when it is paid changes: never what any read returns.
    */
-  whenIndexed(): Promise<void> | null {
+  whenIndexed(options: IndexingOptions = {}): Promise<void> | null {
     if (this.#index) return null;
     if (this.#build) return this.#built;
-    if (this.size <= SYNC_INDEX_MAX_KEYS) return null;
-    const build = (this.#build = new IndexBuild(this.#shards));
+    if (this.size <= (options.syncMaxKeys ?? SYNC_INDEX_MAX_KEYS)) return null;
+    const sliceMs = options.sliceMs ?? INDEX_SLICE_MS;
+    const build = (this.#build = new IndexBuild(this.#shards, options));
     this.#built = new Promise<void>((resolve) => {
       const slice = (): void => {
         // Finished by a range read meanwhile, or abandoned.
         if (this.#build !== build) return resolve();
         let index: SortedKeys | null;
         try {
-          index = build.step(INDEX_SLICE_MS);
+          index = build.step(sliceMs);
         } catch {
           // A bug here must not lose the read: it falls back to the synchronous build.
           this.#build = null;
