@@ -135,10 +135,10 @@ test('a key on a read-only call is ignored (nothing recorded); malformed keys ar
 });
 
 test('retention: a key older than retainMs is forgotten (its retry is applied again), and at most maxKeys are kept', async (t) => {
-  const { app, db } = await start(t, undefined, { idempotency: { retainMs: 200, maxKeys: 3 } });
+  const { app, db } = await start(t, undefined, { idempotency: { retainMs: 1500, maxKeys: 3 } });
   await app.call('a', { add: 1 }, { idempotencyKey: 'old' });
   t.deepEqual(await app.call('a', { add: 1 }, { idempotencyKey: 'old' }), { total: 1, applied: 1 });
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1700));
   t.deepEqual(await app.call('a', { add: 1 }, { idempotencyKey: 'old' }), { total: 2, applied: 1 }, 'expired: applied again');
   for (let i = 0; i < 10; i++) await app.call('b', { add: 1 }, { idempotencyKey: `n${i}` });
   const raw = new Database(db, { readonly: true });

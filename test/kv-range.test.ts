@@ -2,7 +2,8 @@
  * Range reads cost what they return (issue 18.7). Before, `entries` sorted every key of the
  * store for each call, whatever its `limit`: eight parallel reads of 305k keys took 13 s and
  * delayed other clients by 9.8 s. Now an ordered key index beside the ShardedMap (SortedKeys,
- * built on the first range read, kept by store and delete, never persisted) serves a page of
+ * built for the first range read, in slices: see kv-range-index-build.test.ts; kept by store and
+ * delete, never persisted) serves a page of
  * `limit` keys after a cursor in O(log n + limit); pages are bounded in entries and bytes, and
  * `scan` / `kv.page()` answer the cursor of the next page.
  */
@@ -143,7 +144,7 @@ test('a page of 100 from a 300k-key state is fast, and a large read does not hol
   }
   times.sort((a, b) => a - b);
   const p50 = times[25]!;
-  t.log(`300k keys: first range read (builds the index) ${build.toFixed(0)} ms; then a page of 100: p50 ${p50.toFixed(2)} ms, max ${times.at(-1)!.toFixed(2)} ms`);
+  t.log(`300k keys: first range read (waits for the index build) ${build.toFixed(0)} ms; then a page of 100: p50 ${p50.toFixed(2)} ms, max ${times.at(-1)!.toFixed(2)} ms`);
   t.true(p50 < 10, `a page of 100 takes ${p50.toFixed(2)} ms at p50`);
 
   // One large read (the maximum page) and a small call to another machine, submitted together.

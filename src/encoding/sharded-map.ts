@@ -1,5 +1,20 @@
 import { addExtension } from 'cbor-x';
+import { IndexBuild, type IndexBuildSizes } from './index-build.js';
 import { SortedKeys } from './sorted-keys.js';
+
+/** Largest map whose index {@link ShardedMap.whenIndexed} leaves to the first range read (a few ms of sorting). */
+export const SYNC_INDEX_MAX_KEYS = 16_384;
+
+/** Most time one slice of a background index build takes before yielding to the event loop. */
+export const INDEX_SLICE_MS = 4;
+
+/** How {@link ShardedMap.whenIndexed} builds; the defaults are the ones to use outside tests. */
+export interface IndexingOptions extends IndexBuildSizes {
+  /** @default {@link SYNC_INDEX_MAX_KEYS} */
+  readonly syncMaxKeys?: number;
+  /** 0: one unit of work per slice. @default {@link INDEX_SLICE_MS} */
+  readonly sliceMs?: number;
+}
 
 /**
  * A `Map<string, V>` for large machine states, split into a fixed number of shards by a hash of
@@ -23,9 +38,13 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   #mask: number;
   /**
    * The keys in order, for range reads: derived, never persisted (the CBOR form is the shards
-   * alone), built on the first range read and kept up to date by `set` and `delete` from then on.
+   * alone), built on the first range read (or in the background, see {@link whenIndexed}) and
+   * kept up to date by `set` and `delete` from then on.
    */
   #index: SortedKeys | null = null;
+  /** A background build of {@link #index} under way, told of every write until it is done. */
+  #build: IndexBuild | null = null;
+  #built: Promise<void> | null = null;
 
   /** Shards of a map created without a count. */
   static readonly DEFAULT_SHARDS = 256;
@@ -96,36 +115,87 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
   set(key: string, value: V): this {
     if (typeof key !== 'string') throw new TypeError('ShardedMap keys must be strings');
     if (!(key as WellFormed).isWellFormed()) throw new TypeError('ShardedMap keys must be well-formed UTF-16 (no lone surrogates): CBOR cannot carry them unchanged');
-    const shard = this.#shards[hashKey(key) & this.#mask]!;
+    const at = hashKey(key) & this.#mask;
+    const shard = this.#shards[at]!;
     // Only a key that is new changes the index; the extra lookup is paid once an index exists.
-    if (this.#index && !shard.has(key)) this.#index.add(key);
+    if ((this.#index || this.#build) && !shard.has(key)) {
+      this.#index?.add(key);
+      this.#build?.noteAdded(at, key);
+    }
     shard.set(key, value);
     return this;
   }
 
   delete(key: string): boolean {
-    const deleted = this.#shards[hashKey(key) & this.#mask]!.delete(key);
-    if (deleted) this.#index?.delete(key);
+    const at = hashKey(key) & this.#mask;
+    const deleted = this.#shards[at]!.delete(key);
+    if (deleted) {
+      this.#index?.delete(key);
+      this.#build?.noteRemoved(at, key);
+    }
     return deleted;
   }
 
   clear(): void {
     for (const shard of this.#shards) shard.clear();
     this.#index = null;
+    // A build under way is abandoned; its waiters are let go (an empty map indexes at once).
+    this.#build = null;
   }
 
   /**
    * Keys in ascending UTF-16 code unit order that start with `prefix`, after `after`
-   * (exclusive) if given. Lazy, so a page of `limit` keys costs O(log n + limit). The first call
-   * builds the ordered index: one sort of every key (about 1 s for a million keys), then never
-   * again while the map lives. Do not mutate the map while iterating.
+   * (exclusive) if given. Lazy, so a page of `limit` keys costs O(log n + limit). Without an
+   * index yet (see {@link whenIndexed}), the first call builds it synchronously, finishing a
+   * background build if one is under way: about 1 s for a million keys, once while the map
+   * lives. Do not mutate the map while iterating.
    */
   *keysInOrder(prefix = '', after?: string): Generator<string> {
-    this.#index ??= SortedKeys.fromUnsorted([...this.keys()]);
+    if (!this.#index) {
+      this.#index = this.#build ? this.#build.step(Infinity)! : SortedKeys.fromUnsorted([...this.keys()]);
+      this.#build = null;
+    }
     for (const k of this.#index.from(after, prefix)) {
       if (!k.startsWith(prefix)) return;
       yield k;
     }
+  }
+
+  /**
+   * Null when a range read ({@link keysInOrder}) can be served now at the cost of what it
+   * returns: the index exists, or the map is small enough ({@link SYNC_INDEX_MAX_KEYS}) to build
+   * it on the spot. Otherwise starts building the index in the background (slices of about
+   * {@link INDEX_SLICE_MS} between other macrotasks, writes in between reflected) and returns a
+   * promise that settles, never rejects, when it is done or abandoned (`clear`). The event loop
+   * parks a range read on it (see `MachineDefinition.whenReady`) so the read never pays for the
+   * build. Only when it is paid changes: never what any read returns.
+   */
+  whenIndexed(options: IndexingOptions = {}): Promise<void> | null {
+    if (this.#index) return null;
+    if (this.#build) return this.#built;
+    if (this.size <= (options.syncMaxKeys ?? SYNC_INDEX_MAX_KEYS)) return null;
+    const sliceMs = options.sliceMs ?? INDEX_SLICE_MS;
+    const build = (this.#build = new IndexBuild(this.#shards, options));
+    this.#built = new Promise<void>((resolve) => {
+      const slice = (): void => {
+        // Finished by a range read meanwhile, or abandoned.
+        if (this.#build !== build) return resolve();
+        let index: SortedKeys | null;
+        try {
+          index = build.step(sliceMs);
+        } catch {
+          // A bug here must not lose the read: it falls back to the synchronous build.
+          this.#build = null;
+          return resolve();
+        }
+        if (!index) return void setImmediate(slice);
+        this.#index = index;
+        this.#build = null;
+        resolve();
+      };
+      setImmediate(slice);
+    });
+    return this.#built;
   }
 
   /** Whether the ordered index of {@link keysInOrder} has been built. */

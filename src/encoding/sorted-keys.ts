@@ -15,7 +15,8 @@
 /** Keys a leaf holds at most before it splits in two. */
 export const LEAF_MAX = 1024;
 
-const LEAF_BUILD = LEAF_MAX / 2;
+/** Keys of each leaf of a fresh build: half full leaves leave room for inserts before the first splits. */
+export const LEAF_BUILD = LEAF_MAX / 2;
 
 /** First index in the sorted `arr` whose element is > `key` (`strict`) or >= `key`. */
 function bound(arr: readonly string[], key: string, strict: boolean): number {
@@ -39,15 +40,25 @@ export class SortedKeys {
 
   /** Builds from any keys, unsorted and without duplicates (the keys of a map). */
   static fromUnsorted(keys: string[]): SortedKeys {
-    keys.sort();
+    return SortedKeys.fromSorted(keys.sort());
+  }
+
+  /** Builds from keys already in ascending order, without duplicates (adopts nothing: copies into leaves). */
+  static fromSorted(keys: readonly string[]): SortedKeys {
+    const leaves: string[][] = [];
+    for (let i = 0; i < keys.length; i += LEAF_BUILD) leaves.push(keys.slice(i, i + LEAF_BUILD));
+    return SortedKeys.fromLeaves(leaves);
+  }
+
+  /**
+   * Adopts leaves already cut: each non-empty and sorted, each wholly below the next, at most
+   * {@link LEAF_MAX} keys (the incremental build cuts them in slices, see `index-build.ts`).
+   */
+  static fromLeaves(leaves: string[][]): SortedKeys {
     const s = new SortedKeys();
-    // Half-full leaves leave room for inserts before the first splits.
-    for (let i = 0; i < keys.length; i += LEAF_BUILD) {
-      const leaf = keys.slice(i, i + LEAF_BUILD);
-      s.#leaves.push(leaf);
-      s.#maxes.push(leaf[leaf.length - 1]!);
-    }
-    s.#size = keys.length;
+    s.#leaves = leaves;
+    s.#maxes = leaves.map((leaf) => leaf[leaf.length - 1]!);
+    for (const leaf of leaves) s.#size += leaf.length;
     return s;
   }
 

@@ -85,7 +85,7 @@ export class App {
     this.supervision = new Supervision(this.persistence, this.log, this.metrics, (err) => this.shutdown({ reason: 'failure', error: err }));
     // The loop runs the cycle, and the cycle snapshots under the loop's lock: bound once both exist.
     let cycle!: BatchCycle;
-    this.loop = new EventLoop<WorkerNode>({ runBatch: (b) => cycle.runBatch(b as Pending[]) }, o);
+    this.loop = new EventLoop<WorkerNode>({ runBatch: (b) => cycle.runBatch(b as Pending[]), readiness: (r) => cycle.readiness(r as Pending) }, o);
     this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);

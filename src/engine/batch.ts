@@ -99,6 +99,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
   }
 
+  /** The machine's `whenReady` for a request to a running machine (see {@link BatchRunner.readiness}). */
+  readiness(r: Pending): PromiseLike<unknown> | null | undefined {
+    const w = r.target;
+    if (w.status !== 'running' || !w.machine.whenReady) return null;
+    return w.machine.whenReady(r.input, w.state);
+  }
+
   runBatch(batch: Pending[]): BatchOutcome {
     const { groups, crash, stopAt = -1 } = this.step(batch);
     // A normal stop (issue 12.4) ends the batch after its request, which is answered like any other.

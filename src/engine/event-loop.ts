@@ -28,6 +28,11 @@ export interface BatchOutcome {
  */
 export interface BatchRunner<W> {
   runBatch(batch: Request<W>[]): BatchOutcome;
+  /**
+   * A promise when `req` should wait before it is stepped (its machine prepares derived data in
+   * the background, see `MachineDefinition.whenReady`); null to step it now.
+   */
+  readiness?(req: Request<W>): PromiseLike<unknown> | null | undefined;
 }
 
 /** Limits of the loop, already checked (see {@link resolveApplicationOptions}). */
@@ -53,6 +58,15 @@ export class EventLoop<W> {
   private waiting = 0;
   private lockChain: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
+  /**
+   * Requests held back, per target, in order: one its runner said must wait, and every later one
+   * of the same target, so each target's requests are still stepped in the order they came.
+   * Still `queued` (they can be cancelled) but out of {@link items}; `held` counts the live ones.
+   */
+  private parked = new Map<W, Request<W>[]>();
+  private held = new Set<Request<W>>();
+  /** Requests already parked once: a request waits at most once, so a readiness never settling for good cannot starve it. */
+  private waited = new WeakSet<Request<W>>();
   /** Batch sizes seen, for metrics. */
   onBatch?: (size: number) => void;
   /** Errors escaping exclusive work started by the loop itself (a bug if ever called). */
@@ -65,12 +79,12 @@ export class EventLoop<W> {
 
   /** Requests waiting (not counting cancelled ones). */
   get depth(): number {
-    return this.live;
+    return this.live + this.held.size;
   }
 
   /** Admits a request or throws {@link QueueFullError}; never drops silently. */
   enqueue(req: Request<W>): void {
-    if (this.live >= this.capacity) throw new QueueFullError(this.capacity);
+    if (this.depth >= this.capacity) throw new QueueFullError(this.capacity);
     this.items.push(req);
     this.live++;
     this.schedule();
@@ -80,6 +94,8 @@ export class EventLoop<W> {
   cancel(req: Request<W>): boolean {
     if (req.status !== 'queued') return false;
     req.status = 'cancelled';
+    // A parked one stays in its list, skipped when the list goes back into the queue.
+    if (this.held.delete(req)) return true;
     this.live--;
     if (this.items.length - this.head > 2 * this.capacity) this.compact();
     return true;
@@ -87,7 +103,9 @@ export class EventLoop<W> {
 
   /** Takes every queued request out (shutdown), in order. */
   takeAll(): Request<W>[] {
-    const out: Request<W>[] = [];
+    const out: Request<W>[] = [...this.held];
+    this.held.clear();
+    this.parked.clear();
     for (let i = this.head; i < this.items.length; i++) {
       const r = this.items[i];
       if (r && r.status === 'queued') out.push(r);
@@ -121,7 +139,7 @@ export class EventLoop<W> {
 
   /** Resolves when the queue is empty and no exclusive work is pending. */
   idle(): Promise<void> {
-    if (this.live === 0 && this.waiting === 0) return Promise.resolve();
+    if (this.depth === 0 && this.waiting === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -146,10 +164,46 @@ export class EventLoop<W> {
   }
 
   private notifyIdle(): void {
-    if (this.idleWaiters.length === 0 || this.waiting > 0) return;
+    if (this.idleWaiters.length === 0 || this.waiting > 0 || this.held.size > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
+  }
+
+  /**
+   * Parks `r` (already taken out of {@link items}) when its target has requests parked, or when
+   * the runner says it must wait; returns whether it did. Parked requests go back to the head
+   * of the queue, in order, when the wait settles.
+   */
+  private mustWait(r: Request<W>): boolean {
+    const list = this.parked.get(r.target);
+    if (list) {
+      list.push(r);
+    } else {
+      if (this.waited.has(r)) return false;
+      let wait: PromiseLike<unknown> | null | undefined;
+      try {
+        wait = this.runner.readiness?.(r);
+      } catch {
+        // A failing readiness only means no wait: the step itself is correct either way.
+      }
+      if (!wait) return false;
+      this.waited.add(r);
+      const parked = [r];
+      this.parked.set(r.target, parked);
+      const resume = (): void => {
+        if (this.parked.get(r.target) !== parked) return; // taken by a shutdown meanwhile
+        this.parked.delete(r.target);
+        const back = parked.filter((q) => this.held.delete(q));
+        this.items.splice(this.head, 0, ...back);
+        this.live += back.length;
+        this.schedule();
+      };
+      wait.then(resume, resume);
+    }
+    this.live--;
+    this.held.add(r);
+    return true;
   }
 
   private readonly drain = (): void => {
@@ -160,6 +214,7 @@ export class EventLoop<W> {
       const r = this.items[this.head];
       this.items[this.head++] = undefined;
       if (!r || r.status !== 'queued') continue;
+      if (this.mustWait(r)) continue;
       r.status = 'taken';
       this.live--;
       batch.push(r);

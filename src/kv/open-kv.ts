@@ -69,7 +69,8 @@ export interface KV<V = unknown> {
   /**
    * One page of at most `limit` entries (default 1000, at most 10,000) and about 1 MiB, in key
    * order, with the cursor to pass as `after` for the next one (`null`: nothing is left).
-   * Costs O(log n + limit) once the store's ordered index exists (built on the first range read).
+   * Costs O(log n + limit) once the store's ordered index exists (the first range read waits
+   * for it to be built in the background, see `ShardedMap.whenIndexed`).
    */
   page(options?: EntriesOptions): Promise<KvPage<V>>;
   /**

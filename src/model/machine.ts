@@ -27,6 +27,15 @@ export interface MachineDefinition<S, I, O> {
   validate?(input: unknown): I;
   /** Inputs for which this returns true do not change state: they are never logged. */
   readOnly?(input: I): boolean;
+  /**
+   * Called (between batches, with the live state) before `input` is stepped. Return a promise
+   * when stepping it now would first do long work on data derived from the state (e.g. build an
+   * index) that can be done in the background in short slices: the event loop then holds this
+   * machine's requests (this one and every later one, in order; other machines go on) until it
+   * settles, once per request. Must not change what any step returns (replay never calls it),
+   * only when a cost is paid; a step must still be correct if called before it settles.
+   */
+  whenReady?(input: I, state: S): PromiseLike<unknown> | null | undefined;
   /** Version of the state's shape, stored with every snapshot. Defaults to 1. */
   version?: number;
   /** Upgrades a snapshot's state taken at `fromVersion` to the current `version`. */
@@ -164,6 +173,7 @@ export function defineMachine<S, I, O>(def: MachineDefinition<S, I, O>): Machine
     codec: def.codec ?? cborCodec<I, O>(),
     version,
     readOnly: def.readOnly ? def.readOnly.bind(def) : never,
+    ...(def.whenReady ? { whenReady: def.whenReady.bind(def) } : {}),
     validate: def.validate ? def.validate.bind(def) : identity<I>,
   };
 }
