@@ -116,15 +116,26 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
         if (!ended) socket.resume();
       }
     };
+    // One write per connection per batch: replies settle together (one batch, one commit), so the
+    // flush waits for the promise chains of all of them (a nextTick runs once the microtask queue
+    // is empty) instead of writing each reply as it settles (16 writes for a pipeline of 16).
+    let flushQueued = false;
+    const queuedFlush = (): void => {
+      flushQueued = false;
+      if (!socket.destroyed) flush();
+    };
+    const settled = (slot: Slot, r: Reply): void => {
+      slot.reply = r;
+      if (slot === slots[head] && !flushQueued) {
+        flushQueued = true;
+        process.nextTick(queuedFlush);
+      }
+    };
     const enqueue = (reply: Reply | Promise<Reply>, proto: () => Protocol, last: boolean): void => {
       const slot: Slot = { reply: null, proto: session.protocol, last };
       slots.push(slot);
-      if (reply instanceof Promise) {
-        void reply.then((r) => {
-          slot.reply = r;
-          if (slot === slots[head]) flush();
-        });
-      } else slot.reply = reply;
+      if (reply instanceof Promise) void reply.then((r) => settled(slot, r));
+      else slot.reply = reply;
       slot.proto = proto();
     };
 
