@@ -131,12 +131,12 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
         process.nextTick(queuedFlush);
       }
     };
-    const enqueue = (reply: Reply | Promise<Reply>, proto: () => Protocol, last: boolean): void => {
+    // Called once the command has run: a HELLO has already switched `session.protocol`.
+    const enqueue = (reply: Reply | Promise<Reply>, last: boolean): void => {
       const slot: Slot = { reply: null, proto: session.protocol, last };
       slots.push(slot);
       if (reply instanceof Promise) void reply.then((r) => settled(slot, r));
       else slot.reply = reply;
-      slot.proto = proto();
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -149,14 +149,14 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
         } catch (err) {
           // As Redis: the error, then the connection closed (after the replies before it).
           const message = err instanceof RespProtocolError ? err.message : 'Protocol error';
-          enqueue(error(`ERR ${message}`), () => session.protocol, true);
+          enqueue(error(`ERR ${message}`), true);
           ended = true;
           socket.pause();
           break;
         }
         if (args === null) break;
         ctx.commandsProcessed++;
-        enqueue(dispatch(session, args), () => session.protocol, false);
+        enqueue(dispatch(session, args), false);
         if (session.quitting) {
           slots[slots.length - 1]!.last = true;
           ended = true;
