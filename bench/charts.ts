@@ -128,6 +128,45 @@ function wrap(text: string, width: number): string[] {
   return line ? [...lines, line] : lines;
 }
 
+/** Grouped bars: one group per category, one bar per series (linear y from 0), values labelled. */
+export function barChart(spec: { title: string; subtitle: string; yLabel: string; categories: string[]; series: { name: string; values: number[] }[]; notes?: string[] }): string {
+  const W = 760;
+  const H = 460;
+  const m = { l: 80, r: 180, t: 56, b: 72 };
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const max = Math.max(...spec.series.flatMap((s) => s.values).filter(Number.isFinite), 0);
+  if (!(max > 0)) return '';
+  const yt = ticks(0, max * 1.1, false);
+  const top = yt[yt.length - 1]!;
+  const y = (v: number): number => m.t + ph - (v / top) * ph;
+  const group = pw / spec.categories.length;
+  const bw = (group * 0.7) / spec.series.length;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${m.l}" y="22" font-size="15" font-weight="bold">${esc(spec.title)}</text>`,
+    `<text x="${m.l}" y="40" fill="#555">${esc(spec.subtitle)}</text>`,
+  ];
+  for (const t of yt) out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/>`, `<text x="${m.l - 6}" y="${y(t) + 4}" text-anchor="end">${niceNum(t)}</text>`);
+  spec.categories.forEach((c, i) => {
+    const x0 = m.l + i * group + group * 0.15;
+    spec.series.forEach((s, k) => {
+      const v = s.values[i]!;
+      if (!Number.isFinite(v)) return;
+      const x = x0 + k * bw;
+      out.push(`<rect x="${x}" y="${y(v)}" width="${bw - 2}" height="${m.t + ph - y(v)}" fill="${COLORS[k % COLORS.length]}"/>`, `<text x="${x + bw / 2}" y="${y(v) - 4}" text-anchor="middle" font-size="10">${niceNum(v)}</text>`);
+    });
+    out.push(`<text x="${m.l + i * group + group / 2}" y="${m.t + ph + 18}" text-anchor="middle">${esc(c)}</text>`);
+    if (spec.notes?.[i]) out.push(`<text x="${m.l + i * group + group / 2}" y="${m.t + ph + 34}" text-anchor="middle" fill="#555">${esc(spec.notes[i]!)}</text>`);
+  });
+  out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="#333"/>`, `<line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="#333"/>`);
+  out.push(`<text transform="translate(18 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(spec.yLabel)}</text>`);
+  spec.series.forEach((s, k) => out.push(`<rect x="${m.l + pw + 16}" y="${m.t + k * 20}" width="12" height="12" fill="${COLORS[k % COLORS.length]}"/>`, `<text x="${m.l + pw + 34}" y="${m.t + k * 20 + 10}">${esc(s.name)}</text>`));
+  out.push('</svg>');
+  return out.join('\n');
+}
+
 function readJson(name: string): Record<string, any> | null {
   const f = join(RESULTS_DIR, `${name}.json`);
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Record<string, any>) : null;
@@ -192,6 +231,17 @@ export function renderCharts(): string[] {
         { name: 'snapshot load', points: stateRows.map((r) => [r.stateKeys, r.loadMs]) },
         { name: 'target 1.5 s (1M keys + 100k log)', dashed: true, points: [[1, 1500]] },
       ],
+    }));
+  }
+  const resp = readJson('resp');
+  if (resp && Array.isArray(resp['rows'])) {
+    const rows = resp['rows'] as any[];
+    put('resp.svg', barChart({
+      title: 'Redis protocol: redis-benchmark -c 50 -d 40 -r 1000000',
+      subtitle: `${resp['date']?.slice(0, 10)}; ssm serve --resp-port (durability full) vs redis-server (appendfsync always), same run`,
+      yLabel: 'requests per second', categories: rows.map((r) => r.case),
+      series: [{ name: 'ssm', values: rows.map((r) => r.ssm) }, { name: 'redis (always)', values: rows.map((r) => r.redis) }],
+      notes: rows.map((r) => `ssm/redis ${(r.ratio as number).toFixed(2)}x`),
     }));
   }
   return written;

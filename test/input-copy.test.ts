@@ -29,7 +29,7 @@ const nasty = fc.oneof(
   fc.constantFrom(-0, 0, Number.NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 2 ** 60, 1e300, 5e-324, 0.1, -1.5, 2 ** 32, -(2 ** 32) - 1),
   fc.constantFrom('\uD800', 'a\uDC00b', '😀', '', '__proto__', 'constructor', 'hasOwnProperty'),
   fc.constantFrom(null, undefined, true, false),
-  fc.constantFrom(JSON.parse('{"__proto__": 1}'), Object.create(null), { hasOwnProperty: 1 }, [1, , 3], Object.assign([1], { extra: true }), new Date(5), new Map([[1, 2]]), new Set([1]), new Uint8Array([1]), 5n, new ShardedMap([['a', 1]])),
+  fc.constantFrom(JSON.parse('{"__proto__": 1}'), Object.create(null), { hasOwnProperty: 1 }, [1, , 3], Object.assign([1], { extra: true }), new Date(5), new Map([[1, 2]]), new Set([1]), new Uint8Array([1]), Buffer.from([1, 2, 3]), Buffer.alloc(0), Buffer.from('abcdef').subarray(2, 4), Object.assign(Buffer.from('x'), { extra: 1 }), 5n, new ShardedMap([['a', 1]])),
 );
 const value = fc.letrec((tie) => ({
   any: fc.oneof({ depthSize: 'small' }, fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withSparseArray: true, withBoxedValues: true, maxDepth: 3 }), nasty, tie('obj'), tie('arr')),

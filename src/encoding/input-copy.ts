@@ -6,7 +6,8 @@
  * The general way is the CBOR round trip (encode for the log, decode for the step). For plain
  * data (objects with Object.prototype, arrays, well-formed strings, numbers, booleans, null,
  * undefined) {@link plainCopy} builds the same result directly, which is several times cheaper
- * than decoding; the log then holds the encoding of that copy. Anything else (Map, Set, Date,
+ * than decoding; the log then holds the encoding of that copy. Node.js Buffers (CBOR byte
+ * strings, which the codec decodes as Buffers) are copied too. Anything else (Map, Set, Date,
  * typed arrays, bigint, class instances, `__proto__` keys, lone surrogates, cycles, deep
  * nesting) answers {@link NEEDS_CBOR} and takes the round trip.
  */
@@ -56,6 +57,9 @@ function copy(value: unknown, depth: number): unknown {
   if (value === null) return null;
   if (depth >= MAX_DEPTH) return NEEDS_CBOR;
   const proto = Object.getPrototypeOf(value);
+  // A Node.js Buffer is a CBOR byte string without a tag, which the codec decodes as a Buffer:
+  // a copy of its bytes is what replay sees (Redis values arrive as Buffers).
+  if (proto === Buffer.prototype && !Object.prototype.hasOwnProperty.call(value, 'constructor')) return Buffer.from(value as Buffer);
   if (proto === Array.prototype) {
     const source = value as unknown[];
     const n = source.length;

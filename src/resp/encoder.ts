@@ -32,11 +32,16 @@ export const map = (pairs: readonly (readonly [Reply, Reply])[]): Reply => ({ t:
 const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ');
 
 const CRLF = Buffer.from('\r\n');
+const OK_BYTES = Buffer.from('+OK\r\n', 'latin1');
 
 /** Appends the encoding of `r` to `out` (a list of chunks, concatenated once per flush). */
 export function encodeInto(r: Reply, proto: Protocol, out: Buffer[]): void {
   switch (r.t) {
     case 'simple':
+      if (r === OK) {
+        out.push(OK_BYTES);
+        return;
+      }
       out.push(Buffer.from(`+${oneLine(r.s)}\r\n`, 'utf8'));
       return;
     case 'error':

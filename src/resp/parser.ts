@@ -115,10 +115,21 @@ export class RespParser {
       return null;
     }
     if (nl - this.#pos > MAX_HEADER || this.#buf[nl - 1] !== CR) throw new RespProtocolError(`invalid ${what}`);
-    const text = this.#buf.toString('latin1', this.#pos + 1, nl - 1);
-    if (!/^-?[0-9]+$/.test(text)) throw new RespProtocolError(what === 'bulk length' ? 'invalid bulk length' : 'invalid multibulk length');
+    // -?[0-9]+ between the type byte and the CR, read in place (no string per header).
+    const buf = this.#buf;
+    let i = this.#pos + 1;
+    const end = nl - 1;
+    const negative = i < end && buf[i] === 0x2d; /* '-' */
+    if (negative) i++;
+    if (i >= end) throw new RespProtocolError(what === 'bulk length' ? 'invalid bulk length' : 'invalid multibulk length');
+    let n = 0;
+    for (; i < end; i++) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) throw new RespProtocolError(what === 'bulk length' ? 'invalid bulk length' : 'invalid multibulk length');
+      n = n * 10 + d;
+    }
     this.#pos = nl + 1;
-    return Number(text);
+    return negative ? -n : n;
   }
 
   /** An inline command: one line split on spaces, with Redis's quoting; null if incomplete. */
