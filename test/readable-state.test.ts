@@ -28,7 +28,7 @@ const tree = () => supervisor('one_for_one', [worker('kv1', kvMachine({ delibera
 
 test('the README queries answer what the API answers: a key, a prefix with json_extract, a count, the last requests, failed inputs, a whole state', async (t) => {
   const db = tempDb(t);
-  const app = await startApplication(tree(), { db, logger: false });
+  const app = await startApplication(tree(), { db, logger: false, readable: true });
   t.teardown(() => app.stop());
   await app.call('kv1', { op: 'store', key: 'x', value: 1 });
   await Promise.all(['ada', 'bob', 'cy'].map((n, i) => app.call('kv1', { op: 'store', key: `user:${i}`, value: { name: n, tags: new Set(['a']), joined: new Date(0) } })));
@@ -74,13 +74,13 @@ test('kv_entries equals the store after every batch of random writes, crashes an
   await fc.assert(
     fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 6 }), fc.boolean(), async (batches, restartMidway) => {
       const db = tempDb(t);
-      let app: App = await startApplication(tree(), { db, logger: false });
+      let app: App = await startApplication(tree(), { db, logger: false, readable: true });
       try {
         for (let i = 0; i < batches.length; i++) {
           await Promise.allSettled(batches[i]!.map((o) => app.call('kv1', o)));
           if (restartMidway && i === 1) {
             await app.stop();
-            app = await startApplication(tree(), { db, logger: false });
+            app = await startApplication(tree(), { db, logger: false, readable: true });
           }
           const raw = new Database(db, { readonly: true });
           const rows = raw.prepare("SELECT key, value FROM kv_entries WHERE machine = 'kv1' ORDER BY key").all() as { key: string; value: string }[];
@@ -99,13 +99,13 @@ test('kv_entries equals the store after every batch of random writes, crashes an
 
 test('rows out of date (a database from before readable tables, or turned off) are rebuilt at start; readable: false keeps none', async (t) => {
   const db = tempDb(t);
-  const first = await startApplication(tree(), { db, logger: false });
+  const first = await startApplication(tree(), { db, logger: false, readable: true });
   for (let i = 0; i < 50; i++) await first.call('kv1', { op: 'store', key: `k${i}`, value: i });
   await first.stop();
   const raw = new Database(db);
   raw.exec("DELETE FROM kv_entries; UPDATE machines SET entries_seq = NULL; UPDATE request_log SET requests_json = NULL");
   raw.close();
-  const second = await startApplication(tree(), { db, logger: false });
+  const second = await startApplication(tree(), { db, logger: false, readable: true });
   await second.stop();
   t.deepEqual(sql(db, "SELECT count(*) AS n FROM kv_entries WHERE machine = 'kv1'"), [{ n: 50 }], 'rebuilt at start');
   const partly = await startApplication(tree(), { db, logger: false, readable: { except: ['kv1'] } });

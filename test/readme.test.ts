@@ -32,7 +32,7 @@ test('the first lines of the README give the two set-up commands', (t) => {
 test('every sqlite3 query of the cookbook runs with the real sqlite3 CLI against a live database', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ssm-cookbook-'));
   const db = join(dir, 'ssm.db');
-  const app = await startApplication(demoTree(), { db, logger: false, snapshot: { every: 3, maxTimeShare: 1 } });
+  const app = await startApplication(demoTree(), { db, logger: false, readable: true, snapshot: { every: 3, maxTimeShare: 1 } });
   try {
     for (let i = 0; i < 7; i++) await app.call('kv2', { op: 'store', key: `k${i}`, value: i });
     await app.call('kv2', { op: 'lookup', key: 'crash' }).catch(() => undefined);

@@ -58,8 +58,10 @@ export interface ApplicationOptions {
   /**
    * Readable tables for the sqlite3 CLI (`kv_entries`, `machine_states`, the `requests` and
    * `failed_inputs` views): `true` for every machine, `false` for none, or `{ except: [names] }`.
-   * They cost some throughput (README, Benchmarks); recovery never reads them.
-   * @default true
+   * Off by default because they cost throughput: each write renders JSON and updates a row in its
+   * commit (about half the durable writes per second at 256 callers: README, Benchmarks);
+   * recovery never reads them. `ssm serve --readable` turns them on for the server.
+   * @default false
    */
   readable?: boolean | { readonly except: readonly string[] };
   /** Test seams for fault injection; never set in production. */
@@ -161,8 +163,8 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
 }
 
 function readableFilter(option: ApplicationOptions['readable']): (name: string) => boolean {
-  if (option === undefined || option === true) return () => true;
-  if (option === false) return () => false;
+  if (option === true) return () => true;
+  if (option === undefined || option === false) return () => false;
   if (typeof option !== 'object' || option === null || !Array.isArray(option.except) || !option.except.every((n) => typeof n === 'string')) {
     throw new ConfigError('readable must be true, false or { except: [machine names] }');
   }

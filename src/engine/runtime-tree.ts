@@ -42,7 +42,7 @@ export class WorkerNode {
   /** Stopped by its own step (stopNormally) and not restarted: a transient or temporary child. */
   normalExit = false;
   /** Whether its readable tables (request JSON, kv_entries, machine_states) are kept. */
-  readable = true;
+  readable = false;
 
   constructor(spec: WorkerSpec, readonly parent: SupervisorNode, readonly index: number) {
     this.name = spec.name;

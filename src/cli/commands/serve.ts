@@ -13,7 +13,7 @@ import { assertPortFree } from '../port.js';
 
 export const summary = 'serve the KV tree (kv1, kv2, kv3) over HTTP on 127.0.0.1:7411';
 
-const USAGE = `Usage: ssm serve [--db PATH] [--no-create] [--host H] [--port N] [--token T] [--durability full|normal]
+const USAGE = `Usage: ssm serve [--db PATH] [--no-create] [--host H] [--port N] [--token T] [--durability full|normal] [--readable]
                  [--resp-port N]
 
 Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] and serves
@@ -40,6 +40,8 @@ Options:
   --token T                  require "Authorization: Bearer T" (default: env SSM_TOKEN)
   --durability full|normal   full: fsync before every reply (default); normal: survives a
                              process crash, may lose the last commits on power loss
+  --readable                 keep readable tables for the sqlite3 CLI (kv_entries, requests,
+                             machine_states; costs write throughput): see the README
   --max-body-bytes N         largest request body (default 1048576)
   --max-connections N        concurrent connections (default 256)
   --resp-port N              also speak the Redis protocol (RESP2/3) on this port, 0 for any
@@ -53,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
       {
         db: { type: 'string' },
         'no-create': { type: 'boolean' },
+        readable: { type: 'boolean' },
         host: { type: 'string' },
         port: { type: 'string' },
         token: { type: 'string' },
@@ -84,11 +87,11 @@ export async function run(argv: string[]): Promise<number> {
     // Then refuse a busy port, still before any database is opened (or created).
     await assertPortFree(host, port);
     if (respPort) await assertPortFree(host, respPort);
-    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, { durability, create: !values['no-create'] }, options, respPort);
+    return serveUntilSignalled(values.db ?? DEFAULT_DB_PATH, { durability, create: !values['no-create'], readable: values.readable === true }, options, respPort);
   });
 }
 
-async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean }, options: Omit<ServeOptions, 'app'>, respPort?: number): Promise<number> {
+async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean; readable: boolean }, options: Omit<ServeOptions, 'app'>, respPort?: number): Promise<number> {
   // Signals are caught from the start: one that arrives during recovery stops the server
   // gracefully as soon as it is up, instead of killing the process mid-start.
   let onSignal!: (signal: string) => void;
