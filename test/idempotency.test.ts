@@ -14,7 +14,7 @@ import { tempDb } from './helpers/persistence-kv.js';
 
 type In = { add: number } | { crash: true } | { get: true };
 /** Adds to a counter; the reply says what the counter became, so replies differ per application. */
-const counter = defineMachine<In, number, { total: number; applied: number }>({
+const counter = defineMachine<number, In, { total: number; applied: number }>({
   init: () => 0,
   readOnly: (i) => 'get' in i,
   step: (i, n) => {

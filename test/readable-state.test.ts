@@ -15,7 +15,7 @@ import { kvEntries, tempDb } from './helpers/persistence-kv.js';
 
 const sql = (db: string, query: string): unknown[] => JSON.parse(execFileSync('sqlite3', ['-readonly', '-json', db, query], { encoding: 'utf8' }) || '[]') as unknown[];
 
-const counter = defineMachine<{ add: number }, { total: number; history: number[] }, number>({
+const counter = defineMachine<{ total: number; history: number[] }, { add: number }, number>({
   init: () => ({ total: 0, history: [] }),
   step: (i, s) => {
     if (i.add < 0) throw new Error('negative');

@@ -98,7 +98,7 @@ test('a periodic timer (each delivery sets the next) runs its course; its log re
 });
 
 test('a delivery that crashes its machine is recorded as failed and not delivered again; bad timer commands are crashes', async (t) => {
-  const tree = supervisor('one_for_one', [worker('c', defineMachine<{ go?: true; fire?: true }, number, unknown>({
+  const tree = supervisor('one_for_one', [worker('c', defineMachine<number, { go?: true; fire?: true }, unknown>({
     init: () => 0,
     step: (i, n) => {
       if (i.fire) throw new Error('delivery crashes');
@@ -116,7 +116,7 @@ test('a delivery that crashes its machine is recorded as failed and not delivere
   t.is(raw.prepare('SELECT count(*) FROM timers').pluck().get(), 0);
   t.is(raw.prepare('SELECT error_message FROM failed_requests').pluck().get(), 'delivery crashes');
   // Malformed commands crash the step that returned them: nothing of that request is committed.
-  const bad = supervisor('one_for_one', [worker('b', defineMachine<string, number, unknown>({
+  const bad = supervisor('one_for_one', [worker('b', defineMachine<number, string, unknown>({
     init: () => 0,
     readOnly: (i) => i === 'read',
     step: (i, n) => withTimers(n + 1, 'x', i === 'noid' ? setTimer('', 1, { afterMs: 1 }) : i === 'nan' ? setTimer('a', 1, { afterMs: Number.NaN }) : i === 'fn' ? setTimer('a', () => 1, { afterMs: 1 }) : setTimer('a', 1, { afterMs: 1 })),

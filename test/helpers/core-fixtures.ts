@@ -126,6 +126,8 @@ export function eventLine(e: LifecycleEvent): string {
       return `storage_failed ${e.machines.join(',')}`;
     case 'integrity_failed':
       return `integrity_failed`;
+    case 'timers_failed':
+      return `timers_failed`;
     case 'application_stopped':
       return `application_stopped`;
   }
