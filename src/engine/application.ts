@@ -19,23 +19,12 @@ import type { Pending } from './pending.js';
 import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { SnapshotScheduler } from './snapshot-scheduler.js';
-import { StorageHealth, type StorageHealthReport } from './storage-health.js';
+import { StorageHealth } from './storage-health.js';
+import { healthOf, type HealthReport } from './health-report.js';
 import { Supervision } from './supervision.js';
 
 /** How the application ended: `app.stopped` resolves with this. */
 export type StopResult = { readonly reason: 'normal' } | { readonly reason: 'failure'; readonly error: unknown };
-
-/** What {@link App.health} answers. */
-export interface HealthReport {
-  /**
-   * `stopped` once the application has stopped; `degraded` while storage refuses writes (reads
-   * still served) or when the start-up integrity check found damage.
-   */
-  readonly status: 'ok' | 'degraded' | 'stopped';
-  readonly storage: StorageHealthReport;
-  /** The start-up `PRAGMA quick_check`, run in a worker thread while the application serves. */
-  readonly integrity: IntegrityStatus;
-}
 
 /**
  * A running supervision tree: one event loop owning every machine, backed by one database.
@@ -213,9 +202,7 @@ export class App {
    * and every 250 ms); reads and other machines are served as usual.
    */
   health(): HealthReport {
-    const storage = this.storageHealth.report();
-    const integrity = this.integrity;
-    return { status: this.ended ? 'stopped' : storage.status === 'ok' && integrity.state !== 'failed' ? 'ok' : 'degraded', storage, integrity };
+    return healthOf(this.ended, this.storageHealth.report(), this.integrity);
   }
 
   /** Prometheus text exposition of this application's metrics. */

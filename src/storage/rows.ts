@@ -139,3 +139,9 @@ export interface ForeignKeyViolation {
   readonly parent: string;
   readonly fkid: number;
 }
+
+/** What the retention rule removed. */
+export interface Pruned {
+  readonly snapshots: number;
+  readonly logRows: number;
+}

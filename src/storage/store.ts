@@ -1,17 +1,15 @@
-import { existsSync, realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import { StorageError } from '../errors.js';
 import { sha256 } from './checksum.js';
 import { crashPoint } from './crash-points.js';
-import { adoptPreviousWal } from './alias-wal.js';
-import { acquireLock, assertUnlocked, releaseLock } from './db-lock.js';
-import { lockDatabaseFile, type FileLock } from './file-lock.js';
-import { migrate } from './migrations.js';
-import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, ReadableState, SnapshotMeta, TimerRow } from './rows.js';
-import { asStorageError, configureWriter, openDatabaseFile, prepareWriterFile } from './sqlite.js';
-import { DEFAULT_DB_PATH, resolveStoreOptions, type StoreFaults, type StoreOptions } from './store-options.js';
+import { releaseLock } from './db-lock.js';
+import type { FileLock } from './file-lock.js';
+import { openWriter } from './open-writer.js';
+import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, Pruned, ReadableState, SnapshotMeta, TimerRow } from './rows.js';
+import { asStorageError } from './sqlite.js';
+import { DEFAULT_DB_PATH, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
+import { rebuildEntries, rebuildRequestJson, type RenderRequests } from './readable-rebuild.js';
 
 function prepareWrites(db: Database) {
   const p = (sql: string): Statement => db.prepare(sql);
@@ -21,7 +19,6 @@ function prepareWrites(db: Database) {
     insertLog: p(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum, requests_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertEntry: p(`INSERT OR REPLACE INTO kv_entries (machine, key, value, seq) VALUES (?, ?, ?, ?)`),
     deleteEntry: p(`DELETE FROM kv_entries WHERE machine = ? AND key = ?`),
-    deleteEntries: p(`DELETE FROM kv_entries WHERE machine = ?`),
     setEntriesSeq: p(`UPDATE machines SET entries_seq = ? WHERE name = ?`),
     entriesSeq: p(`SELECT entries_seq FROM machines WHERE name = ?`).pluck(),
     upsertState: p(`INSERT OR REPLACE INTO machine_states (machine, seq, state, note, updated_at) VALUES (?, ?, ?, ?, ?)`),
@@ -52,12 +49,6 @@ function prepareWrites(db: Database) {
 
 const NO_EXTRAS: BatchExtras = { keys: [], keyRetention: null, firedTimers: [], timerChanges: [], entries: [], entriesSeq: [] };
 
-/** What the retention rule removed. */
-export interface Pruned {
-  readonly snapshots: number;
-  readonly logRows: number;
-}
-
 /**
  * The writer: the one connection of an application (or of an offline `ssm` command that took
  * the writer role), holding the single-writer lock. Reads are those of {@link StoreReader}.
@@ -82,44 +73,7 @@ export class Store extends StoreReader {
    * the single-writer lock taken. Throws ConfigError for invalid options.
    */
   static override open(path: string = DEFAULT_DB_PATH, options: StoreOptions = {}): Store {
-    const { durability, faults, create } = resolveStoreOptions(options);
-    // The file lock comes first, before SQLite opens the file: it is what keeps out a writer
-    // using another name of the file, whose WAL this connection would never see.
-    let fileLock: FileLock | null = null;
-    if (path !== ':memory:') {
-      if (!create && !existsSync(path)) throw new StorageError(`no database at ${resolve(path)}, and create is false: nothing was created`);
-      prepareWriterFile(path);
-      fileLock = lockDatabaseFile(path);
-    }
-    let db: Database | null = null;
-    const key = path === ':memory:' ? null : realpathSync(path);
-    let locked = false;
-    let adopted = false;
-    try {
-      adoptPreviousWal(fileLock?.tookOverFrom ?? null, path);
-      adopted = true;
-      db = openDatabaseFile(path, 'write');
-      configureWriter(db, path, durability);
-      // Refuse a live holder before touching the schema: a newer library must not migrate a
-      // database another process is using.
-      if (key) assertUnlocked(db, key);
-      const opened = db;
-      asStorageError('migrating database', () => migrate(opened), key ?? undefined);
-      if (key) {
-        acquireLock(db, key);
-        locked = true;
-      }
-      faults.onOpen?.(db);
-      return new Store(db, path, key, fileLock, faults);
-    } catch (err) {
-      if (locked && key && db) releaseLock(db, key);
-      db?.close();
-      // Until a dead holder's WAL under another name is applied, its record must stay: else the
-      // next open would start without it and those committed writes would be lost.
-      if (adopted) fileLock?.release();
-      else fileLock?.giveBack();
-      throw err;
-    }
+    return openWriter(path, options, (w) => new Store(w.db, path, w.lockKey, w.fileLock, w.faults));
   }
 
   /** Runs a write as `what`, refusing it once the store is closed, with SQLite errors as StorageError. */
@@ -289,21 +243,8 @@ export class Store extends StoreReader {
    * Recomputes the JSON of every log row and failed input of `machine` from their CBOR (null
    * `render`: removes it), a page of rows per transaction. Returns the rows rewritten.
    */
-  rebuildRequestJson(machine: string, render: ((cborBytes: Uint8Array, sequence: boolean) => string | null) | null): number {
-    let rows = 0;
-    const page = this.db.prepare('SELECT id, requests FROM request_log WHERE machine = ? AND id > ? ORDER BY id LIMIT 500');
-    const set = this.db.prepare('UPDATE request_log SET requests_json = ? WHERE id = ?');
-    for (let after = 0; ; ) {
-      const batch = page.all(machine, after) as { id: number; requests: Uint8Array }[];
-      if (batch.length === 0) break;
-      this.write('rebuilding request JSON', () => this.db.transaction(() => batch.forEach((r) => set.run(render && render(r.requests, true), r.id)))());
-      rows += batch.length;
-      after = batch[batch.length - 1]!.id;
-    }
-    const failed = this.db.prepare('SELECT id, input FROM failed_requests WHERE machine = ? AND input IS NOT NULL').all(machine) as { id: number; input: Uint8Array }[];
-    const setFailed = this.db.prepare('UPDATE failed_requests SET input_json = ? WHERE id = ?');
-    this.write('rebuilding failed input JSON', () => this.db.transaction(() => failed.forEach((f) => setFailed.run(render && render(f.input, false), f.id)))());
-    return rows;
+  rebuildRequestJson(machine: string, render: RenderRequests | null): number {
+    return rebuildRequestJson(this.db, machine, render, (what, fn) => this.write(what, fn));
   }
 
   /** The seq `machine`'s `kv_entries` rows reflect (null: never written). */
@@ -313,13 +254,7 @@ export class Store extends StoreReader {
 
   /** Rewrites `machine`'s `kv_entries` rows from `entries` (JSON values), as of `seq`: one transaction. Null seq: removes them. */
   rebuildEntries(machine: string, entries: Iterable<readonly [string, string]>, seq: number | null): void {
-    this.write(`rebuilding kv_entries of ${machine}`, () =>
-      this.db.transaction(() => {
-        this.writes.deleteEntries.run(machine);
-        if (seq !== null) for (const [key, value] of entries) this.writes.upsertEntry.run(machine, key, value, seq);
-        this.writes.setEntriesSeq.run(seq, machine);
-      })(),
-    );
+    this.write(`rebuilding kv_entries of ${machine}`, () => rebuildEntries(this.db, machine, entries, seq));
   }
 
   /** Moves every page of the WAL into the database file and empties the WAL (`PRAGMA wal_checkpoint(TRUNCATE)`). */
