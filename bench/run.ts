@@ -21,6 +21,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   memory: async () => (await import('./sections/memory.js')).runMemory,
   resp: async () => (await import('./sections/resp.js')).runResp,
   readable: async () => (await import('./sections/readable.js')).runReadable,
+  idempotency: async () => (await import('./sections/idempotency.js')).runIdempotency,
 };
 
 async function main(): Promise<number> {

@@ -5,35 +5,13 @@
  * without them (recovery never reads them, so it must not change).
  */
 import { join } from 'node:path';
-import { fmt, fmtMs, log, median, now, printTable, removeDir, scratch, writeResult, type Profile } from '../lib/common.js';
+import { fmt, fmtMs, printTable, removeDir, scratch, writeResult, type Profile } from '../lib/common.js';
+import { alternatingPairs, kvWriteLoad } from '../lib/paired.js';
 import { MACHINE, startKv, storeInput } from '../lib/kv.js';
 
 const CALLERS = 256;
 const PAIRS = 3;
 const RECOVERY_KEYS = 200_000;
-
-async function writes(readable: boolean, seconds: number): Promise<{ opsPerSec: number; dir: string; db: string }> {
-  const dir = scratch(`readable-${readable}`);
-  const db = join(dir, 'ssm.db');
-  const { app } = await startKv(db, { readable });
-  let next = 0;
-  let ops = 0;
-  const warmEnd = now() + 300;
-  await Promise.all(Array.from({ length: CALLERS }, async () => {
-    while (now() < warmEnd) await app.call(MACHINE, storeInput(next++));
-  }));
-  const t0 = now();
-  const end = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: CALLERS }, async () => {
-    while (now() < end) {
-      await app.call(MACHINE, storeInput(next++));
-      ops++;
-    }
-  }));
-  const opsPerSec = ops / ((now() - t0) / 1000);
-  await app.stop();
-  return { opsPerSec, dir, db };
-}
 
 async function recovery(readable: boolean): Promise<number> {
   const dir = scratch(`readable-recovery-${readable}`);
@@ -51,22 +29,8 @@ async function recovery(readable: boolean): Promise<number> {
 }
 
 export async function runReadable(profile: Profile): Promise<Record<string, unknown>> {
-  const pairs: { on: number; off: number }[] = [];
-  for (let p = 0; p < PAIRS; p++) {
-    // Alternate which goes first, so drift in the machine's state does not favour one.
-    const order = p % 2 === 0 ? [true, false] : [false, true];
-    const got: Record<string, number> = {};
-    for (const readable of order) {
-      const r = await writes(readable, profile.seconds);
-      removeDir(r.dir);
-      got[String(readable)] = r.opsPerSec;
-    }
-    pairs.push({ on: got['true']!, off: got['false']! });
-    log(`readable pair ${p + 1}: on ${fmt(got['true']!)}/s, off ${fmt(got['false']!)}/s`);
-  }
-  const on = median(pairs.map((p) => p.on));
-  const off = median(pairs.map((p) => p.off));
-  const ratio = median(pairs.map((p) => p.on / p.off));
+  const w = await alternatingPairs('readable on vs off', PAIRS, () => kvWriteLoad('readable-on', { readable: true }, CALLERS, profile.seconds), () => kvWriteLoad('readable-off', { readable: false }, CALLERS, profile.seconds));
+  const { a: on, b: off, ratio } = w;
   const recOn = await recovery(true);
   const recOff = await recovery(false);
   printTable(
@@ -78,6 +42,6 @@ export async function runReadable(profile: Profile): Promise<Record<string, unkn
     ],
     ['on: every commit also writes kv_entries rows and the request JSON; recovery reads neither'],
   );
-  writeResult('readable', profile, { callers: CALLERS, pairs, writes: { on, off, ratio }, recoveryMs: { on: recOn, off: recOff } });
+  writeResult('readable', profile, { callers: CALLERS, pairs: w.pairs.map((p) => ({ on: p.a, off: p.b })), writes: { on, off, ratio }, recoveryMs: { on: recOn, off: recOff } });
   return { ratio, recoveryRatio: recOn / recOff };
 }
