@@ -49,6 +49,17 @@ export class MachineStoppedError extends SsmError {
   }
 }
 
+/**
+ * The machine is held back: it crashed in too many runs of the application within the crash-loop
+ * window (ApplicationOptions.crashLoop). Nothing was applied. `ssm release NAME` or
+ * app.release(name) lets it run again.
+ */
+export class MachineHeldError extends SsmError {
+  constructor(readonly machine: string, readonly runs: number, readonly windowMs: number) {
+    super('MACHINE_HELD', `machine ${machine} is held back: it crashed in ${runs} runs of the application within ${windowMs} ms; release it with ssm release ${machine} (or app.release) once it is fixed`);
+  }
+}
+
 /** Bytes that the machine's codec could not decode. The machine was not touched. */
 export class DecodeError extends SsmError {
   constructor(message: string, options?: { cause?: unknown }) {

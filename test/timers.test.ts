@@ -33,9 +33,10 @@ async function until(check: () => Promise<boolean>, ms = 5000): Promise<boolean>
 
 test('a timer set by a step delivers its input once, as a logged request, in due order with others', async (t) => {
   const app = await start(t);
-  await app.call('t', { set: 'b', afterMs: 120, token: 'B' });
-  await app.call('t', { set: 'a', afterMs: 40, token: 'A' });
-  await app.call('t', { set: 'c', at: Date.now() + 200, token: 'C' });
+  // Margins wide enough that a loaded machine sets all three before the first is due.
+  await app.call('t', { set: 'b', afterMs: 1200, token: 'B' });
+  await app.call('t', { set: 'a', afterMs: 800, token: 'A' });
+  await app.call('t', { set: 'c', at: Date.now() + 1600, token: 'C' });
   t.deepEqual(await fired(app), []);
   t.true(await until(async () => (await fired(app)).length === 3));
   t.deepEqual(await fired(app), ['A', 'B', 'C']);
@@ -64,7 +65,8 @@ test('timers survive a stop: those that fell due while the application was down 
   const db = tempDb(t);
   const first = await startApplication(timerTree(), { db, logger: false });
   const now = Date.now();
-  for (const [id, ms] of [['late', 300], ['early', 100], ['mid', 200], ['future', 60_000]] as const) await first.call('t', { set: id, at: now + ms, token: id });
+  // Due after the stop even on a loaded machine, and before the restart.
+  for (const [id, ms] of [['late', 1600], ['early', 1200], ['mid', 1400], ['future', 60_000]] as const) await first.call('t', { set: id, at: now + ms, token: id });
   await first.stop();
   const raw = new Database(db, { readonly: true });
   t.teardown(() => raw.close());
@@ -74,8 +76,8 @@ test('timers survive a stop: those that fell due while the application was down 
   t.deepEqual([...cli.stdout.matchAll(/^\S+  \((?:in|.* overdue)[^)]*\)  t  "(\w+)"  set at seq \d+$/gm)].map((m) => m[1]), ['early', 'mid', 'late', 'future']);
   t.regex(cli.stdout, /input: \{"fire":"future","id":"future"\}/);
   const json = await runCli(['timers', 't', '--db', db, '--json', '--limit', '1']);
-  t.deepEqual(JSON.parse(json.stdout), { machine: 't', timer: 'early', dueAt: new Date(now + 100).toISOString(), setSeq: 2, setAt: JSON.parse(json.stdout).setAt, input: { fire: 'early', id: 'early' } });
-  await sleep(400);
+  t.deepEqual(JSON.parse(json.stdout), { machine: 't', timer: 'early', dueAt: new Date(now + 1200).toISOString(), setSeq: 2, setAt: JSON.parse(json.stdout).setAt, input: { fire: 'early', id: 'early' } });
+  await sleep(Math.max(0, now + 1700 - Date.now()));
   const app = await start(t, db);
   t.true(await until(async () => (await fired(app)).length === 3));
   t.deepEqual(await fired(app), ['early', 'mid', 'late']);

@@ -1,11 +1,12 @@
 import { ApplicationStoppedError, UnknownMachineError, describe } from '../errors.js';
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
 import type { SnapshotMeta } from '../storage/rows.js';
-import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '../storage/background-check.js';
+import type { BackgroundCheck, IntegrityStatus } from '../storage/background-check.js';
 import type { BackupOptions, BackupReport } from '../storage/reports.js';
 import { Store } from '../storage/store.js';
 import { Admission } from './admission.js';
 import { BatchCycle } from './batch.js';
+import { CrashLoopGuard } from './crash-loop.js';
 import { Idempotency } from './idempotency.js';
 import { Timers } from './timers.js';
 import { ReadableBatch } from './readable-state.js';
@@ -20,7 +21,7 @@ import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { SnapshotScheduler } from './snapshot-scheduler.js';
 import { StorageHealth } from './storage-health.js';
-import { healthOf, type HealthReport } from './health-report.js';
+import { healthOf, watchIntegrity, type HealthReport } from './health-report.js';
 import { Supervision } from './supervision.js';
 
 /** How the application ended: `app.stopped` resolves with this. */
@@ -71,7 +72,7 @@ export class App {
       this.persistence.close();
       throw err;
     }
-    this.supervision = new Supervision(this.persistence, this.log, this.metrics, (err) => this.shutdown({ reason: 'failure', error: err }));
+    this.supervision = new Supervision(this.persistence, this.log, this.metrics, new CrashLoopGuard(this.persistence.crashes, o.crashLoop, this.log), (err) => this.shutdown({ reason: 'failure', error: err }));
     // The loop runs the cycle, and the cycle snapshots under the loop's lock: bound once both exist.
     let cycle!: BatchCycle;
     this.loop = new EventLoop<WorkerNode>({ runBatch: (b) => cycle.runBatch(b as Pending[]), readiness: (r) => cycle.readiness(r as Pending) }, o);
@@ -103,12 +104,7 @@ export class App {
     this.snapshots.start();
     this.timers.start();
     // After recovery, which may fail on its own terms first; in a worker, so serving starts now.
-    const path = this.persistence.path;
-    if (path !== ':memory:') {
-      this.integrityCheck = checkInBackground(path, (s) => {
-        if (s.state === 'failed') this.log({ type: 'integrity_failed', database: path, problems: s.problems });
-      });
-    }
+    this.integrityCheck = watchIntegrity(this.persistence.path, this.log);
   }
 
   /**
@@ -183,16 +179,7 @@ export class App {
     const targets = name === undefined ? this.order : [this.workers.get(name)];
     if (targets.some((w) => !w)) return Promise.reject(new UnknownMachineError(name!));
     if (this.ended) return Promise.reject(new ApplicationStoppedError());
-    return this.loop.exclusive(async () => {
-      if (this.ended) throw new ApplicationStoppedError();
-      const out: SnapshotMeta[] = [];
-      for (const w of targets as WorkerNode[]) {
-        if (w.status !== 'running') continue;
-        const meta = await this.persistence.checkpoint(w, 'checkpoint');
-        if (meta) out.push(meta);
-      }
-      return out;
-    });
+    return this.snapshots.checkpointNow(targets as WorkerNode[], () => this.ended);
   }
 
   /**
@@ -230,8 +217,6 @@ export class App {
     return this.subscriptions.subscribe(name, options, listener);
   }
 
-  private backups = new Set<Promise<unknown>>();
-
   /**
    * Copies the database to `dest` while the application serves: SQLite's online backup through
    * the writer's connection, in steps of a few ms, then verified (quick_check and every
@@ -243,13 +228,24 @@ export class App {
    */
   async backup(dest: string, options: BackupOptions = {}): Promise<BackupReport> {
     if (this.ended || this.stopping) throw new ApplicationStoppedError();
-    const running = this.persistence.backup(dest, options);
-    this.backups.add(running);
-    try {
-      return await running;
-    } finally {
-      this.backups.delete(running);
-    }
+    return this.persistence.backup(dest, options);
+  }
+
+  /**
+   * Releases machine `name` held back after a crash loop (`ApplicationOptions.crashLoop`): its
+   * earlier crashes no longer count, and it (or a machine whose start failed) starts from its
+   * durable state. Resolves with whether it was held; rejects with UnknownMachineError,
+   * ApplicationStoppedError or StartError (it failed to start again: release it once fixed).
+   */
+  release(name: string): Promise<boolean> {
+    const w = this.workers.get(name);
+    if (!w) return Promise.reject(new UnknownMachineError(name));
+    return this.loop.exclusive(async () => {
+      if (this.ended) throw new ApplicationStoppedError();
+      const released = this.persistence.crashes.release(name, Date.now());
+      await this.supervision.release(w);
+      return released;
+    });
   }
 
   /**
@@ -278,7 +274,7 @@ export class App {
     for (const r of this.loop.takeAll()) r.settle(new ApplicationStoppedError(reason));
     await this.supervision.stop(this.root, 'stop');
     this.admission.clear();
-    await Promise.allSettled([...this.backups]);
+    await this.persistence.backupsEnded();
     // Its read transaction would keep the close from emptying the WAL.
     await this.integrityCheck?.cancel();
     this.persistence.close();

@@ -1,4 +1,5 @@
-import type { IntegrityStatus } from '../storage/background-check.js';
+import { checkInBackground, type BackgroundCheck, type IntegrityStatus } from '../storage/background-check.js';
+import type { Logger } from './logger.js';
 import type { StorageHealthReport } from './storage-health.js';
 
 /** What {@link App.health} answers. */
@@ -16,4 +17,12 @@ export interface HealthReport {
 /** The application's status from its parts: stopped wins, then any damage or refused writes make it degraded. */
 export function healthOf(ended: boolean, storage: StorageHealthReport, integrity: IntegrityStatus): HealthReport {
   return { status: ended ? 'stopped' : storage.status === 'ok' && integrity.state !== 'failed' ? 'ok' : 'degraded', storage, integrity };
+}
+
+/** Starts the integrity check of the database at `path` in a worker thread (none in memory); damage is logged loudly. */
+export function watchIntegrity(path: string, log: Logger): BackgroundCheck | null {
+  if (path === ':memory:') return null;
+  return checkInBackground(path, (s) => {
+    if (s.state === 'failed') log({ type: 'integrity_failed', database: path, problems: s.problems });
+  });
 }

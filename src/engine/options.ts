@@ -1,3 +1,4 @@
+import type { ResolvedCrashLoop } from './crash-loop.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type Durability, type StoreFaults } from '../storage/store-options.js';
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
@@ -64,8 +65,31 @@ export interface ApplicationOptions {
    * @default false
    */
   readable?: boolean | { readonly except: readonly string[] };
+  /**
+   * Crash loops across process starts: a machine that crashed (a step threw, or its start
+   * failed) in `runs` different runs of the application within `windowMs` is held back from its
+   * next start on (status `held`, calls refused with MachineHeldError) while the rest of the tree
+   * serves, until `ssm release NAME` or {@link App.release}. Crashes are kept in the
+   * `crash_history` table, holds in `held_machines`. `false`: never hold a machine back.
+   * @default { runs: 5, windowMs: 600000 }
+   */
+  crashLoop?: false | CrashLoopOptions;
   /** Test seams for fault injection; never set in production. */
   faults?: StoreFaults;
+}
+
+/** See {@link ApplicationOptions.crashLoop}. */
+export interface CrashLoopOptions {
+  /**
+   * Runs of the application (process starts) with a crash of the machine that make a crash loop.
+   * @default 5
+   */
+  runs?: number;
+  /**
+   * Window within which those runs' crashes count, in ms.
+   * @default 600000 (10 min)
+   */
+  windowMs?: number;
 }
 
 /**
@@ -116,6 +140,7 @@ export interface ResolvedApplicationOptions {
   readonly maxPayloadBytes: number;
   readonly snapshot: ResolvedSnapshotPolicy;
   readonly idempotency: Required<IdempotencyRetentionOptions>;
+  readonly crashLoop: ResolvedCrashLoop;
   /** Whether machine `name` keeps readable tables. */
   readonly readable: (name: string) => boolean;
   /** Never throws: a failing user logger must not break a batch half-way or a restart. */
@@ -151,6 +176,7 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
       maxKeys: positiveInteger('idempotency.maxKeys', options.idempotency?.maxKeys ?? 1_000_000),
     },
     readable: readableFilter(options.readable),
+    crashLoop: resolveCrashLoop(options.crashLoop),
     logger: (event) => {
       try {
         user(event);
@@ -160,6 +186,12 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
     },
     faults,
   };
+}
+
+function resolveCrashLoop(option: ApplicationOptions['crashLoop']): ResolvedCrashLoop {
+  if (option === false) return null;
+  if (option !== undefined && (typeof option !== 'object' || option === null)) throw new ConfigError('crashLoop must be false or { runs?, windowMs? }');
+  return { runs: positiveInteger('crashLoop.runs', option?.runs ?? 5), windowMs: positiveInteger('crashLoop.windowMs', option?.windowMs ?? 600_000) };
 }
 
 function readableFilter(option: ApplicationOptions['readable']): (name: string) => boolean {

@@ -14,6 +14,7 @@ import type { BatchExtras, IdempotencyRecord, LogGroup, LogRow, SnapshotMeta, Ti
 import type { Store } from '../storage/store.js';
 import { probeWrite } from '../storage/write-probe.js';
 import { backupDatabase } from '../storage/backup.js';
+import { CrashHistory } from '../storage/crash-history.js';
 import type { BackupOptions, BackupReport } from '../storage/reports.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -27,13 +28,17 @@ export type SnapshotReason = 'policy' | 'terminate' | 'restart' | 'checkpoint';
 export class Persistence {
   /** Until when (monotonic ms) count and age triggers wait: the snapshot throttle, for all machines. */
   quietUntil = 0;
+  /** Crashes across process starts, and the machines held back for them. */
+  readonly crashes: CrashHistory;
 
   constructor(
     private readonly store: Store,
     readonly policy: ResolvedSnapshotPolicy,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.crashes = new CrashHistory(store.db, store.path);
+  }
 
   /** Path of the database file. */
   get path(): string {
@@ -123,9 +128,22 @@ export class Persistence {
     return this.store.oldestReplayableSeq(name);
   }
 
+  private readonly backups = new Set<Promise<unknown>>();
+
   /** An online, verified copy of the database at `dest` through the writer connection (see backupDatabase). */
-  backup(dest: string, options?: BackupOptions): Promise<BackupReport> {
-    return backupDatabase(this.store.db, this.store.path, dest, true, options);
+  async backup(dest: string, options?: BackupOptions): Promise<BackupReport> {
+    const running = backupDatabase(this.store.db, this.store.path, dest, true, options);
+    this.backups.add(running);
+    try {
+      return await running;
+    } finally {
+      this.backups.delete(running);
+    }
+  }
+
+  /** Settles once every backup under way has ended (a stop waits for them). */
+  async backupsEnded(): Promise<void> {
+    await Promise.allSettled([...this.backups]);
   }
 
   /** Closes the database and releases the writer lock. Idempotent. */

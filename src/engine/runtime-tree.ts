@@ -1,3 +1,4 @@
+import type { HeldMachine } from '../storage/crash-history.js';
 import type { AnyMachine } from '../model/machine.js';
 import type { RestartType, Strategy, SupervisorSpec, WorkerSpec } from '../model/tree.js';
 
@@ -9,7 +10,8 @@ export interface SnapshotInfo {
 }
 
 /** A machine's state of life. */
-export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed';
+/** `held`: held back after a crash loop across process starts (ApplicationOptions.crashLoop) until released. */
+export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed' | 'held';
 export type SupervisorStatus = 'running' | 'restarting' | 'failed' | 'stopped';
 
 /** Log growth since the latest snapshot, the input of the snapshot policy. */
@@ -41,6 +43,8 @@ export class WorkerNode {
   snapshotPending = false;
   /** Stopped by its own step (stopNormally) and not restarted: a transient or temporary child. */
   normalExit = false;
+  /** Why it is held back, while its status is `held`. */
+  held: HeldMachine | null = null;
   /** Whether its readable tables (request JSON, kv_entries, machine_states) are kept. */
   readable = false;
 

@@ -1,3 +1,5 @@
+import { ApplicationStoppedError } from '../errors.js';
+import type { SnapshotMeta } from '../storage/rows.js';
 import type { EventLoop } from './event-loop.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
@@ -23,6 +25,20 @@ export class SnapshotScheduler {
     private readonly loop: EventLoop<WorkerNode>,
     private readonly workers: readonly WorkerNode[],
   ) {}
+
+  /** Snapshots each running one of `targets` now, between batches (App.checkpoint). */
+  checkpointNow(targets: readonly WorkerNode[], ended: () => boolean): Promise<SnapshotMeta[]> {
+    return this.loop.exclusive(async () => {
+      if (ended()) throw new ApplicationStoppedError();
+      const out: SnapshotMeta[] = [];
+      for (const w of targets) {
+        if (w.status !== 'running') continue;
+        const meta = await this.persistence.checkpoint(w, 'checkpoint');
+        if (meta) out.push(meta);
+      }
+      return out;
+    });
+  }
 
   start(): void {
     const { everyMs } = this.persistence.policy;

@@ -2,6 +2,7 @@ import { MachineStoppedError, RecoveryError, StartError, describe } from '../err
 import { runWithGrace } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { CrashLoopGuard } from './crash-loop.js';
 import type { Persistence } from './persistence.js';
 import { planRestart, planRetry, type SupervisorWindow } from './restart-plan.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
@@ -19,6 +20,7 @@ export class Supervision {
     private readonly persistence: Persistence,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    private readonly crashLoop: CrashLoopGuard,
     /** Called when the root supervisor gives up. */
     private readonly onRootFailure: (error: unknown) => Promise<void>,
     /** Monotonic: a wall-clock step must not distort restart intensity. */
@@ -34,6 +36,14 @@ export class Supervision {
       return;
     }
     const w = node;
+    w.held = this.crashLoop.held(w) ?? null;
+    if (w.held) {
+      // Not started at all: its state stays on disk, untouched, for whoever fixes it.
+      w.status = 'held';
+      w.lastError = w.held.lastError;
+      this.persistence.setStatus(w, 'held');
+      return;
+    }
     w.status = 'starting';
     w.normalExit = false;
     let report;
@@ -43,6 +53,7 @@ export class Supervision {
       w.status = 'failed';
       w.lastError = describe(err);
       this.persistence.setStatus(w, 'failed', 0, w.lastError);
+      this.crashLoop.crashed(w, 'start', err);
       // The failure must say which machine it was: a RecoveryError already does.
       throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
@@ -60,7 +71,7 @@ export class Supervision {
       return;
     }
     const w = node;
-    if (w.status === 'stopped' || w.status === 'failed') return;
+    if (w.status === 'stopped' || w.status === 'failed' || w.status === 'held') return;
     const corrupt = w.status === 'crashed';
     if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' || reason === 'normal' ? 'terminate' : 'restart');
     if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
@@ -76,6 +87,7 @@ export class Supervision {
     w.lastError = describe(error);
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
+    this.crashLoop.crashed(w, 'crash', error);
     await this.childFailed(w.parent, w.index, error);
   }
 
@@ -92,6 +104,13 @@ export class Supervision {
     }
     await this.stop(w, 'normal');
     w.normalExit = true;
+  }
+
+  /** Starts `w` again, after its hold was released, if it is held back or its start failed; throws StartError if it fails to start. */
+  async release(w: WorkerNode): Promise<void> {
+    if (w.status !== 'held' && w.status !== 'failed') return;
+    w.status = 'stopped';
+    await this.start(w);
   }
 
   /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
@@ -203,5 +222,6 @@ export class Supervision {
  * `start_children` starts it again, a transient worker that stopped normally.
  */
 function present(c: RuntimeNode): boolean {
-  return isAlive(c) || (c.kind === 'worker' && c.normalExit && c.restart === 'transient');
+  // A held-back child is still there: a restart of its siblings starts it again if released.
+  return isAlive(c) || (c.kind === 'worker' && ((c.normalExit && c.restart === 'transient') || c.status === 'held'));
 }

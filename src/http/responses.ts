@@ -6,6 +6,7 @@ import {
   EncodeError,
   IdempotencyKeyReusedError,
   MachineCrashedError,
+  MachineHeldError,
   MachineStoppedError,
   PayloadTooLargeError,
   QueueFullError,
@@ -51,7 +52,7 @@ export function errorResponse(err: unknown): { status: number; headers: Record<s
       status = 503;
       headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
     } else if (err instanceof CallTimeoutError) status = 504;
-    else if (err instanceof StorageError || err instanceof ApplicationStoppedError || err instanceof MachineStoppedError) status = 503;
+    else if (err instanceof StorageError || err instanceof ApplicationStoppedError || err instanceof MachineStoppedError || err instanceof MachineHeldError) status = 503;
     else if (err instanceof MachineCrashedError) {
       const cause = err.cause;
       body.error.cause = { name: cause instanceof Error ? cause.name : typeof cause, message: describe(cause) };

@@ -48,6 +48,7 @@ export class Router {
     { path: '/v1/machines', methods: 'GET, HEAD', run: (x) => this.machines(x) },
     { path: '/v1/checkpoint', methods: 'POST', run: (x) => this.checkpoint(x) },
     { path: /^\/v1\/machines\/([^/]+)\/call$/, methods: 'POST', run: (x) => this.call(x) },
+    { path: /^\/v1\/machines\/([^/]+)\/release$/, methods: 'POST', run: async ({ res, params }) => sendJson(res, 200, { released: await this.app.release(machineName(params[0]!)) }) },
     { path: /^\/v1\/machines\/([^/]+)\/changes$/, methods: 'GET', run: ({ req, res, url, params }) => streamChanges(this.app, machineName(params[0]!), req, res, url) },
   ];
   private readonly authorized: ((authorization: string | undefined) => boolean) | null;

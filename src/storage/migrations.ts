@@ -59,7 +59,8 @@ export function migrate(db: Database, migrations = loadMigrations()): { from: nu
   return apply.immediate();
 }
 
-function hasTable(db: Database, name: string): boolean {
+/** Whether `db` has a table `name` (a database of an older schema opened read-only may not). */
+export function hasTable(db: Database, name: string): boolean {
   return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(name) !== undefined;
 }
 
