@@ -6,6 +6,7 @@ import { isCrashLoop } from '../src/engine/crash-loop.js';
 import { ConfigError, MachineHeldError, StartError } from '../src/errors.js';
 import { defineMachine } from '../src/model/machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
+import { serve } from '../src/http/server.js';
 import { killHard, spawnChild } from './helpers/persistence-child.js';
 import { tempDb } from './helpers/persistence-kv.js';
 
@@ -61,6 +62,28 @@ test('a machine whose start fails in 3 runs is held back at the 4th: the rest se
   t.false(await app.release('bad'), 'not held any more (its failed start after the release is one run, under the threshold)');
   t.is(await app.call('bad', 'add'), 1);
   t.deepEqual(sql(db, 'SELECT machine, runs, released_at IS NOT NULL AS released FROM held_machines'), [{ machine: 'bad', runs: 3, released: 1 }]);
+});
+
+test('over HTTP: a held machine answers 503 MACHINE_HELD; POST /v1/machines/NAME/release lets it run', async (t) => {
+  const db = tempDb(t);
+  const broken = { now: true };
+  const tree = () => supervisor('one_for_one', [worker('good', fragile({ now: false })), worker('bad', fragile(broken))]);
+  const options = { db, logger: false as const, crashLoop: { runs: 2, windowMs: 60_000 } };
+  for (let run = 1; run <= 2; run++) await t.throwsAsync(startApplication(tree(), options), { instanceOf: StartError });
+  const app = await startApplication(tree(), options);
+  t.teardown(() => app.stop());
+  const endpoint = await serve({ app, port: 0 });
+  t.teardown(() => endpoint.close());
+  const url = `http://127.0.0.1:${endpoint.port}`;
+  const call = (): Promise<Response> => fetch(`${url}/v1/machines/bad/call`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '"add"' });
+  const held = await call();
+  t.is(held.status, 503);
+  t.is(((await held.json()) as { error: { code: string } }).error.code, 'MACHINE_HELD');
+  broken.now = false;
+  const released = await fetch(`${url}/v1/machines/bad/release`, { method: 'POST' });
+  t.deepEqual([released.status, await released.json()], [200, { released: true }]);
+  const ok = await call();
+  t.deepEqual([ok.status, await ok.json()], [200, 1]);
 });
 
 test('crashLoop: false never holds a machine back', async (t) => {
