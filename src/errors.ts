@@ -60,6 +60,16 @@ export class MachineHeldError extends SsmError {
   }
 }
 
+/**
+ * The machine is waiting for its delayed restart (WorkerOptions.backoff with whileWaiting
+ * 'fail'): nothing was applied; it restarts in about `retryAfterMs`.
+ */
+export class MachineRestartingError extends SsmError {
+  constructor(readonly machine: string, readonly retryAfterMs: number) {
+    super('MACHINE_RESTARTING', `machine ${machine} is restarting after a crash (backoff); retry in ${retryAfterMs} ms`);
+  }
+}
+
 /** Bytes that the machine's codec could not decode. The machine was not touched. */
 export class DecodeError extends SsmError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,9 +1,10 @@
 export { defineMachine, stopNormally, setTimer, cancelTimer, withTimers, type EntryProjection, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StepEffects, type StopDirective, type TimerCommand } from './model/machine.js';
+export type { BackoffOptions } from './model/backoff.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
 export type { HealthReport } from './engine/health-report.js';
 export type { ApplicationOptions, CallOptions, CrashLoopOptions, IdempotencyRetentionOptions } from './engine/options.js';
-export type { HeldMachine } from './storage/crash-history.js';
+export type { HeldMachine } from './storage/reports.js';
 export { MAX_IDENTIFIER_BYTES as MAX_IDEMPOTENCY_KEY_BYTES } from './engine/identifier.js';
 export { cborCodec, jsonCodec, type Codec } from './model/codec.js';
 export { ShardedMap, SHARDED_MAP_TAG } from './encoding/sharded-map.js';

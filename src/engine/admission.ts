@@ -1,4 +1,4 @@
-import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineHeldError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
+import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineHeldError, MachineRestartingError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
 import { Deadlines } from './deadlines.js';
 import { checkIdempotencyKey } from './idempotency.js';
 import type { EventLoop } from './event-loop.js';
@@ -101,6 +101,7 @@ export class Admission {
     if (!this.accepting) return this.refuse(reject, new ApplicationStoppedError());
     const w = this.workers.get(name);
     if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, Math.max(0, w.restartAt - Date.now())));
     if (w.status === 'held' && w.held) return this.refuse(reject, new MachineHeldError(name, w.held.runs, w.held.windowMs));
     if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
     const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);

@@ -72,7 +72,7 @@ export class App {
       this.persistence.close();
       throw err;
     }
-    this.supervision = new Supervision(this.persistence, this.log, this.metrics, new CrashLoopGuard(this.persistence.crashes, o.crashLoop, this.log), (err) => this.shutdown({ reason: 'failure', error: err }));
+    this.supervision = new Supervision(this.persistence, this.log, this.metrics, new CrashLoopGuard(this.persistence.crashes, o.crashLoop, this.log), (err) => this.shutdown({ reason: 'failure', error: err }), (ms, fn) => this.loop.after(ms, fn));
     // The loop runs the cycle, and the cycle snapshots under the loop's lock: bound once both exist.
     let cycle!: BatchCycle;
     this.loop = new EventLoop<WorkerNode>({ runBatch: (b) => cycle.runBatch(b as Pending[]), readiness: (r) => cycle.readiness(r as Pending) }, o);
@@ -256,6 +256,7 @@ export class App {
     this.stopping ??= (async () => {
       this.admission.accepting = false;
       this.timers.stop();
+      for (const w of this.supervision.endBackoffs()) for (const r of this.loop.takeFor(w)) r.settle(new ApplicationStoppedError());
       await this.loop.idle();
       await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
     })();

@@ -1,5 +1,5 @@
 import { cbor } from '../encoding/cbor.js';
-import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineStoppedError, StorageError, describe } from '../errors.js';
+import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineRestartingError, MachineStoppedError, StorageError, describe } from '../errors.js';
 import { checkStepResult, stopsNormally, timerCommands } from '../model/machine.js';
 import type { LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
@@ -102,6 +102,8 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   /** The machine's `whenReady` for a request to a running machine (see {@link BatchRunner.readiness}). */
   readiness(r: Pending): PromiseLike<unknown> | null | undefined {
     const w = r.target;
+    // Its requests wait for a delayed restart (backoff), in order, as for a slow whenReady.
+    if (w.status === 'backoff') return w.backoff?.whileWaiting === 'fail' ? null : w.restarted;
     if (w.status !== 'running' || !w.machine.whenReady) return null;
     return w.machine.whenReady(r.input, w.state);
   }
@@ -142,7 +144,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (r.error !== undefined) continue;
       if (w.status !== 'running') {
-        r.error = this.isEnded() ? new ApplicationStoppedError() : new MachineStoppedError(w.name);
+        r.error = this.isEnded() ? new ApplicationStoppedError() : w.status === 'backoff' ? new MachineRestartingError(w.name, Math.max(0, w.restartAt - Date.now())) : new MachineStoppedError(w.name);
         continue;
       }
       if (r.timer !== null && this.timers.obsolete(r)) {

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { describe } from '../errors.js';
-import type { CrashHistory, HeldMachine } from '../storage/crash-history.js';
+import type { CrashHistory } from '../storage/crash-history.js';
+import type { HeldMachine } from '../storage/reports.js';
 import type { Logger } from './logger.js';
+import type { ResolvedCrashLoop } from './options.js';
 import type { WorkerNode } from './runtime-tree.js';
-
-/** {@link CrashLoopOptions} with its defaults applied; null: crash loops are not watched. */
-export type ResolvedCrashLoop = { readonly runs: number; readonly windowMs: number } | null;
 
 /** Whether crashes in `runs` distinct runs within the window make a crash loop (the pure rule). */
 export function isCrashLoop(runs: number, policy: NonNullable<ResolvedCrashLoop>): boolean {

@@ -101,6 +101,19 @@ export class EventLoop<W> {
     return true;
   }
 
+  /** Takes every request still waiting for `target`, parked or queued: a stop refuses them rather than wait out a restart backoff. */
+  takeFor(target: W): Request<W>[] {
+    const out = (this.parked.get(target) ?? []).filter((q) => this.held.has(q));
+    for (let i = this.head; i < this.items.length; i++) {
+      const r = this.items[i];
+      if (r && r.target === target && r.status === 'queued') out.push(r);
+    }
+    for (const r of out) this.cancel(r);
+    this.parked.delete(target);
+    this.schedule();
+    return out;
+  }
+
   /** Takes every queued request out (shutdown), in order. */
   takeAll(): Request<W>[] {
     const out: Request<W>[] = [...this.held];
@@ -120,6 +133,12 @@ export class EventLoop<W> {
    * Runs `fn` with batch processing paused, after any exclusive work already pending. Requests
    * keep queueing meanwhile and are served after it.
    */
+  /** Runs `fn` exclusively (between batches) after `ms`; returns what cancels it. Its errors go to {@link onError}. */
+  after(ms: number, fn: () => Promise<void>): () => void {
+    const timer = setTimeout(() => void this.exclusive(fn).catch((err: unknown) => this.onError?.(err)), ms);
+    return () => clearTimeout(timer);
+  }
+
   exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
     this.waiting++;
     const prev = this.lockChain;

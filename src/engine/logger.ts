@@ -15,6 +15,7 @@ export type LifecycleEvent =
   | { readonly type: 'integrity_failed'; readonly database: string; readonly problems: readonly TableIntegrity[] }
   | { readonly type: 'timers_failed'; readonly error: unknown }
   | { readonly type: 'held'; readonly machine: string; readonly runs: number; readonly windowMs: number }
+  | { readonly type: 'backoff'; readonly supervisor: string; readonly machines: readonly string[]; readonly delayMs: number }
   | { readonly type: 'application_stopped'; readonly reason: string };
 
 export type Logger = (event: LifecycleEvent) => void;
@@ -52,6 +53,8 @@ export function formatEvent(e: LifecycleEvent): string {
       return `DATABASE DAMAGED: ${e.database} failed PRAGMA quick_check (${e.problems.map((p) => `${p.table ?? 'file'}: ${p.problems.slice(0, 2).join('; ')}`).join(' | ')}); run ssm verify, and restore a backup`;
     case 'timers_failed':
       return `timers: ${describe(e.error)}`;
+    case 'backoff':
+      return `${e.supervisor} restarts ${e.machines.join(', ')} in ${e.delayMs} ms (backoff)`;
     case 'held':
       return `${e.machine} HELD BACK: it crashed in ${e.runs} runs of the application within ${e.windowMs} ms; the rest of the tree serves; run ssm release ${e.machine} once it is fixed`;
     case 'application_stopped':

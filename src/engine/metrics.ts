@@ -36,6 +36,8 @@ export class Metrics {
   crashes = 0;
   /** Calls answered from an idempotency key's stored reply instead of being applied again. */
   idempotentReplays = 0;
+  /** Restarts delayed by a worker's backoff. */
+  restartBackoffs = 0;
   /** Durable timers whose input was delivered (committed). */
   timersFired = 0;
   /** How late timers are delivered: from due time to the step. */
@@ -82,6 +84,9 @@ export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queue
     '# HELP ssm_idempotent_replays_total Calls answered from the stored reply of their idempotency key, not applied again.',
     '# TYPE ssm_idempotent_replays_total counter',
     `ssm_idempotent_replays_total ${m.idempotentReplays}`,
+    '# HELP ssm_restart_backoffs_total Restarts delayed by a worker\'s backoff.',
+    '# TYPE ssm_restart_backoffs_total counter',
+    `ssm_restart_backoffs_total ${m.restartBackoffs}`,
     '# HELP ssm_timers_fired_total Durable timers delivered (their input committed).',
     '# TYPE ssm_timers_fired_total counter',
     `ssm_timers_fired_total ${m.timersFired}`,

@@ -1,4 +1,3 @@
-import type { ResolvedCrashLoop } from './crash-loop.js';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_DB_PATH, resolveStoreOptions, type Durability, type StoreFaults } from '../storage/store-options.js';
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
@@ -77,6 +76,9 @@ export interface ApplicationOptions {
   /** Test seams for fault injection; never set in production. */
   faults?: StoreFaults;
 }
+
+/** {@link CrashLoopOptions} with its defaults applied; null: crash loops are not watched. */
+export type ResolvedCrashLoop = { readonly runs: number; readonly windowMs: number } | null;
 
 /** See {@link ApplicationOptions.crashLoop}. */
 export interface CrashLoopOptions {

@@ -1,4 +1,5 @@
-import type { HeldMachine } from '../storage/crash-history.js';
+import type { HeldMachine } from '../storage/reports.js';
+import type { ResolvedBackoff } from '../model/backoff.js';
 import type { AnyMachine } from '../model/machine.js';
 import type { RestartType, Strategy, SupervisorSpec, WorkerSpec } from '../model/tree.js';
 
@@ -10,8 +11,11 @@ export interface SnapshotInfo {
 }
 
 /** A machine's state of life. */
-/** `held`: held back after a crash loop across process starts (ApplicationOptions.crashLoop) until released. */
-export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed' | 'held';
+/**
+ * `held`: held back after a crash loop across process starts (ApplicationOptions.crashLoop)
+ * until released; `backoff`: waiting for its delayed restart (WorkerOptions.backoff).
+ */
+export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed' | 'held' | 'backoff';
 export type SupervisorStatus = 'running' | 'restarting' | 'failed' | 'stopped';
 
 /** Log growth since the latest snapshot, the input of the snapshot policy. */
@@ -47,12 +51,20 @@ export class WorkerNode {
   held: HeldMachine | null = null;
   /** Whether its readable tables (request JSON, kv_entries, machine_states) are kept. */
   readable = false;
+  readonly backoff: ResolvedBackoff | null;
+  /** Crashes in a row (reset by a run of `backoff.resetAfterMs`), and when (monotonic ms) it last started. */
+  consecutiveCrashes = 0;
+  startedAt = 0;
+  /** While its status is `backoff`: when (wall clock ms) it restarts, and a promise settled then. */
+  restartAt = 0;
+  restarted: Promise<void> | null = null;
 
   constructor(spec: WorkerSpec, readonly parent: SupervisorNode, readonly index: number) {
     this.name = spec.name;
     this.machine = spec.machine;
     this.restart = spec.restart;
     this.shutdownMs = spec.shutdownMs;
+    this.backoff = spec.backoff;
   }
 }
 

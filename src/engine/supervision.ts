@@ -4,7 +4,9 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { CrashLoopGuard } from './crash-loop.js';
 import type { Persistence } from './persistence.js';
-import { planRestart, planRetry, type SupervisorWindow } from './restart-plan.js';
+import { RestartBackoffs } from './restart-backoff.js';
+import { planRestart, planRetry, type RestartDecision, type SupervisorWindow } from './restart-plan.js';
+import { backoffDelay, consecutiveCrashes } from '../model/backoff.js';
 import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
@@ -16,6 +18,8 @@ type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'a
  * {@link planRestart}; this class carries them out.
  */
 export class Supervision {
+  private readonly backoffs: RestartBackoffs;
+
   constructor(
     private readonly persistence: Persistence,
     private readonly log: Logger,
@@ -23,9 +27,13 @@ export class Supervision {
     private readonly crashLoop: CrashLoopGuard,
     /** Called when the root supervisor gives up. */
     private readonly onRootFailure: (error: unknown) => Promise<void>,
+    /** Runs `fn` under the loop's lock after `ms` (a delayed restart); returns its cancel. */
+    later: (ms: number, fn: () => Promise<void>) => () => void,
     /** Monotonic: a wall-clock step must not distort restart intensity. */
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.backoffs = new RestartBackoffs(persistence, later);
+  }
 
   /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running: the caller decides (retry, undo). */
   async start(node: RuntimeNode): Promise<void> {
@@ -59,6 +67,7 @@ export class Supervision {
     }
     if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
     w.status = 'running';
+    w.startedAt = this.now();
     this.persistence.setStatus(w, 'running');
     this.log({ type: 'started', machine: w.name, recovery: report });
   }
@@ -71,6 +80,13 @@ export class Supervision {
       return;
     }
     const w = node;
+    if (w.status === 'backoff') {
+      // Nothing in memory to snapshot or terminate: it ended at its crash.
+      this.backoffs.end(w);
+      w.status = 'stopped';
+      if (reason !== 'abort') this.persistence.setStatus(w, 'stopped');
+      return;
+    }
     if (w.status === 'stopped' || w.status === 'failed' || w.status === 'held') return;
     const corrupt = w.status === 'crashed';
     if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' || reason === 'normal' ? 'terminate' : 'restart');
@@ -88,7 +104,12 @@ export class Supervision {
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
     this.crashLoop.crashed(w, 'crash', error);
-    await this.childFailed(w.parent, w.index, error);
+    let delayMs = 0;
+    if (w.backoff) {
+      w.consecutiveCrashes = consecutiveCrashes(w.consecutiveCrashes, this.now() - w.startedAt, w.backoff);
+      delayMs = backoffDelay(w.consecutiveCrashes, w.backoff, Math.random());
+    }
+    await this.childFailed(w.parent, w.index, error, delayMs);
   }
 
   /**
@@ -131,9 +152,10 @@ export class Supervision {
     return { strategy: sup.strategy, childCount: sup.children.length, restartTimes: sup.restartTimes, intensity: sup.intensity, periodMs: sup.periodMs, now: this.now() };
   }
 
-  private async childFailed(sup: SupervisorNode, index: number, error: unknown): Promise<void> {
+  /** `delayMs`: the failed child's restart backoff (0: at once, as OTP). */
+  private async childFailed(sup: SupervisorNode, index: number, error: unknown, delayMs = 0): Promise<void> {
     const failed = sup.children[index]!;
-    let { decision, restartTimes } = planRestart({
+    const { decision, restartTimes } = planRestart({
       ...this.windowOf(sup),
       failed: index,
       failedRestart: failed.kind === 'worker' ? failed.restart : 'permanent',
@@ -145,6 +167,17 @@ export class Supervision {
       await this.stop(failed, 'temporary');
       return;
     }
+    if (delayMs > 0 && decision.action === 'restart') {
+      await this.restartLater(sup, decision, index, error, delayMs);
+      return;
+    }
+    await this.restartUntilStarted(sup, decision, index, error);
+  }
+
+  /** Carries out a restart decision, trying again (as OTP's try_again_restart) while a start fails; escalates past the intensity. */
+  private async restartUntilStarted(sup: SupervisorNode, first: RestartDecision, index: number, error: unknown): Promise<void> {
+    let decision = first;
+    let restartTimes: number[];
     let crashed = index;
     while (decision.action === 'restart') {
       const startFailed = await this.restartChildren(sup, decision, crashed);
@@ -171,6 +204,38 @@ export class Supervision {
   }
 
   /**
+   * A restart with backoff: the children to stop are stopped now, those to start wait `delayMs`
+   * (status `backoff`; their requests park on `restarted` or are refused, per `whileWaiting`)
+   * while the loop serves every other machine. The intensity counted this restart already, at
+   * the crash, as OTP counts it. A stop, or a restart of the same children by a sibling's crash,
+   * ends the wait.
+   */
+  private async restartLater(sup: SupervisorNode, decision: RestartDecision & { action: 'restart' }, crashed: number, error: unknown, delayMs: number): Promise<void> {
+    await this.stopForRestart(sup, decision.stop, crashed);
+    const workers = decision.start.flatMap((i) => workersOf(sup.children[i]!));
+    sup.status = 'restarting';
+    this.metrics.restartBackoffs++;
+    this.log({ type: 'backoff', supervisor: sup.name, machines: workers.map((w) => w.name), delayMs });
+    this.backoffs.wait(workers, delayMs, async (due) => {
+      const start = decision.start.filter((i) => workersOf(sup.children[i]!).some((w) => due.includes(w)));
+      if (start.length > 0) await this.restartUntilStarted(sup, { ...decision, stop: [], start }, crashed, error);
+    });
+  }
+
+  /** Ends every backoff wait (a stop does not wait them out); returns the workers that were waiting, now stopped. */
+  endBackoffs(): WorkerNode[] {
+    return this.backoffs.endAll();
+  }
+
+  /** Stops the children `stop` of `sup` for a restart (a temporary sibling for good). */
+  private async stopForRestart(sup: SupervisorNode, stop: readonly number[], crashed: number): Promise<void> {
+    for (const i of stop) {
+      const child = sup.children[i]!;
+      await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== crashed ? 'temporary' : 'restart');
+    }
+  }
+
+  /**
    * One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose
    * start threw (its partly started subtree stopped again), or null when all started.
    */
@@ -178,10 +243,7 @@ export class Supervision {
     const nodes = decision.start.map((i) => sup.children[i]!);
     sup.status = 'restarting';
     this.log({ type: 'restarting', supervisor: sup.name, strategy: sup.strategy, machines: nodes.flatMap(workersOf).map((w) => w.name) });
-    for (const i of decision.stop) {
-      const child = sup.children[i]!;
-      await this.stop(child, child.kind === 'worker' && child.restart === 'temporary' && i !== crashed ? 'temporary' : 'restart');
-    }
+    await this.stopForRestart(sup, decision.stop, crashed);
     for (const [k, node] of nodes.entries()) {
       for (const w of workersOf(node)) {
         w.restarts++;

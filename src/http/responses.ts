@@ -7,6 +7,7 @@ import {
   IdempotencyKeyReusedError,
   MachineCrashedError,
   MachineHeldError,
+  MachineRestartingError,
   MachineStoppedError,
   PayloadTooLargeError,
   QueueFullError,
@@ -51,6 +52,9 @@ export function errorResponse(err: unknown): { status: number; headers: Record<s
     else if (err instanceof QueueFullError) {
       status = 503;
       headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
+    } else if (err instanceof MachineRestartingError) {
+      status = 503;
+      headers['Retry-After'] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
     } else if (err instanceof CallTimeoutError) status = 504;
     else if (err instanceof StorageError || err instanceof ApplicationStoppedError || err instanceof MachineStoppedError || err instanceof MachineHeldError) status = 503;
     else if (err instanceof MachineCrashedError) {

@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import type { AnyMachine } from './machine.js';
+import { resolveBackoff, type BackoffOptions, type ResolvedBackoff } from './backoff.js';
 
 /** OTP restart strategies. */
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
@@ -15,6 +16,8 @@ export interface WorkerOptions {
   restart?: RestartType;
   /** Grace time for the `onStart`/`onTerminate` hooks, in ms. Default 500. */
   shutdownMs?: number;
+  /** Delay restarts after crashes, growing per consecutive crash (not in OTP). Default: none, restart at once as OTP. */
+  backoff?: BackoffOptions;
 }
 
 export interface SupervisorOptions {
@@ -32,6 +35,7 @@ export interface WorkerSpec {
   readonly machine: AnyMachine;
   readonly restart: RestartType;
   readonly shutdownMs: number;
+  readonly backoff: ResolvedBackoff | null;
 }
 
 export interface SupervisorSpec {
@@ -61,7 +65,7 @@ export function worker(name: string, machine: AnyMachine, options: WorkerOptions
   if (!RESTARTS.includes(restart)) throw new ConfigError(`worker ${name}: restart must be one of ${RESTARTS.join(', ')}`);
   const shutdownMs = options.shutdownMs ?? 500;
   if (!(shutdownMs >= 0)) throw new ConfigError(`worker ${name}: shutdownMs must be >= 0`);
-  return { kind: 'worker', name, machine, restart, shutdownMs };
+  return { kind: 'worker', name, machine, restart, shutdownMs, backoff: resolveBackoff(name, options.backoff) };
 }
 
 /** An inner node of the tree: supervises its children with one of OTP's strategies. */

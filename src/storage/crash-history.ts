@@ -1,14 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
+import type { HeldMachine } from './reports.js';
 import { asStorageError } from './sqlite.js';
-
-/** A machine held back after a crash loop (a row of `held_machines` not released). */
-export interface HeldMachine {
-  readonly machine: string;
-  readonly heldAt: string;
-  readonly runs: number;
-  readonly windowMs: number;
-  readonly lastError: string | null;
-}
 
 /** Rows of `crash_history` kept per machine: enough for any window, bounded whatever the crash rate. */
 const KEEP_PER_MACHINE = 1000;

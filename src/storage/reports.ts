@@ -54,3 +54,12 @@ export interface BackupOptions {
   /** Called as pages are copied (`done` of `total`). */
   readonly onProgress?: (done: number, total: number) => void;
 }
+
+/** A machine held back after a crash loop (a row of `held_machines` not released). */
+export interface HeldMachine {
+  readonly machine: string;
+  readonly heldAt: string;
+  readonly runs: number;
+  readonly windowMs: number;
+  readonly lastError: string | null;
+}

@@ -128,6 +128,8 @@ export function eventLine(e: LifecycleEvent): string {
       return `integrity_failed`;
     case 'timers_failed':
       return `timers_failed`;
+    case 'backoff':
+      return `backoff ${e.supervisor} ${e.machines.join(',')}`;
     case 'held':
       return `held ${e.machine}`;
     case 'application_stopped':
