@@ -21,6 +21,7 @@ import { Persistence } from './persistence.js';
 import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
 import { SnapshotScheduler } from './snapshot-scheduler.js';
 import { StorageHealth } from './storage-health.js';
+import { StorageGate } from './storage-gate.js';
 import { healthOf, watchIntegrity, type HealthReport } from './health-report.js';
 import { Supervision } from './supervision.js';
 
@@ -82,7 +83,7 @@ export class App {
     this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
     const idempotency = new Idempotency(this.persistence, o.idempotency, this.metrics);
     this.subscriptions = new Subscriptions(this.persistence, this.workers);
-    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, this.storageHealth, idempotency, this.timers, this.subscriptions, new ReadableBatch());
+    cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, new StorageGate(this.storageHealth, this.persistence, isEnded), idempotency, this.timers, this.subscriptions, new ReadableBatch());
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
   }
 

@@ -11,16 +11,12 @@ import type { Pending } from './pending.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
 import type { SnapshotScheduler } from './snapshot-scheduler.js';
-import { MIN_BACKOFF_MS, type StorageHealth } from './storage-health.js';
+import type { StorageGate } from './storage-gate.js';
 import type { Supervision } from './supervision.js';
 import type { PreparedTimer } from './timer-commands.js';
 import type { Timers } from './timers.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { ReadableBatch } from './readable-state.js';
-
-/** Bytes a probe writes at least: more than a page, so it needs new pages as log rows do. */
-const MIN_PROBE_BYTES = 16 * 1024;
-const MAX_PROBE_BYTES = 2 * 1024 * 1024;
 
 /** One machine's logged requests within a batch. */
 interface Group {
@@ -53,51 +49,12 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly isEnded: () => boolean,
-    private readonly health: StorageHealth,
+    private readonly gate: StorageGate,
     private readonly idempotency: Idempotency,
     private readonly timers: Timers,
     private readonly subscriptions: Subscriptions,
     private readonly readable: ReadableBatch,
   ) {}
-
-  /** The probe of {@link StorageHealth}: a write transaction of about `bytes` that leaves nothing. */
-  private probe(bytes: number): () => void {
-    return () => this.persistence.probe(Math.min(Math.max(bytes, MIN_PROBE_BYTES), MAX_PROBE_BYTES));
-  }
-
-  /**
-   * While storage is failing, probes it every backoff without waiting for a write, so that
-   * health (and `/healthz`) recovers on its own once space returns. Between batches only: the
-   * probe is one synchronous transaction, and batches are synchronous up to their hand-off.
-   */
-  private probeLater(): void {
-    if (this.probeTimer) return;
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = null;
-      if (this.isEnded() || !this.health.failing) return;
-      this.health.probe(this.probe(0));
-      if (this.health.failing) this.probeLater();
-    }, MIN_BACKOFF_MS);
-    this.probeTimer.unref();
-  }
-
-  private probeTimer: ReturnType<typeof setTimeout> | null = null;
-
-  /**
-   * Refuses, without stepping them, the writes of a batch while storage refuses writes: their
-   * machines then need no reload, and reads (and other machines) keep their normal latency.
-   */
-  private gateWrites(batch: Pending[]): void {
-    if (!this.health.failing) return;
-    let bytes = 0;
-    for (const r of batch) if (r.logged && r.error === undefined) bytes += r.logged.byteLength;
-    if (bytes === 0 || this.health.mayWrite(Date.now(), this.probe(bytes))) return;
-    for (const r of batch) {
-      if (!r.logged || r.error !== undefined) continue;
-      r.logged = null;
-      r.error = this.health.refusal();
-    }
-  }
 
   /** The machine's `whenReady` for a request to a running machine (see {@link BatchRunner.readiness}). */
   readiness(r: Pending): PromiseLike<unknown> | null | undefined {
@@ -129,7 +86,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
   private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
     const prepared = prepareInputs(batch);
-    this.gateWrites(batch);
+    this.gate.refuseWrites(batch);
     this.idempotency.begin();
     this.timers.begin();
     this.readable.begin();
@@ -206,15 +163,14 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
-      this.health.commitFailed(error, Date.now());
+      this.gate.commitFailed(error);
       this.timers.commitFailed();
-      this.probeLater();
       // Memory is ahead of the disk for these machines: bring them back to what is durable.
       this.supervision.reloadFromStorage(groups.keys());
       this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error });
       return error;
     }
-    this.health.commitSucceeded();
+    this.gate.commitSucceeded();
     this.timers.committed();
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
