@@ -457,3 +457,20 @@ test('a version-2 KV snapshot (ShardedMap) is migrated to version 3 (ExpiringMap
   t.true((await again.ttl('c'))! > 0, 'the expiry survives the version-3 snapshot');
   await again.close();
 });
+
+test('the CLI reads a KV database whose log holds removals of expired keys (not taken for a foreign database)', async (t) => {
+  const path = tempDb(t);
+  const app = await startApplication(rawTree(), { db: path, logger: false, snapshot: { every: 1_000_000 } });
+  await app.call(KV_MACHINE, { op: 'store', key: 'x', value: 1, ttlMs: 1 });
+  await app.call(KV_MACHINE, { op: 'store', key: 'y', value: 2 });
+  for (let i = 0; i < 100 && (await app.call(KV_MACHINE, { op: 'has', key: 'x', now: 0 })); i++) await sleep(20);
+  await app.stop();
+  const { runCli } = await import('./helpers/cli.js');
+  const r = await runCli(['log', KV_MACHINE, '--db', path]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /removeExpired/);
+  const inspect = await runCli(['inspect', KV_MACHINE, '--db', path, '--json']);
+  t.is(inspect.code, 0, inspect.stderr);
+  t.regex(inspect.stdout, /"y"/);
+  t.notRegex(inspect.stdout, /"x"/);
+});
