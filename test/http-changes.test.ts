@@ -39,7 +39,10 @@ test('changes stream: committed writes as SSE events from a seq, resumable with 
   const events = await live;
   t.deepEqual(events.map((e) => e.id), ['2', '3', '4', '5', '6']);
   t.deepEqual(JSON.parse(events[0]!.data), { machine: 'kv1', seq: 2, input: { op: 'store', key: 'k2', value: 2 }, output: null });
-  t.deepEqual(JSON.parse(events[4]!.data), { machine: 'kv1', seq: 6, input: { op: 'delete', key: 'k1' }, output: true });
+  // A delete is judged at the time stamped on it at the door (expiry), which is logged with it.
+  const deleted = JSON.parse(events[4]!.data) as { input: { now?: number } };
+  t.true(typeof deleted.input.now === 'number');
+  t.deepEqual(deleted, { machine: 'kv1', seq: 6, input: { op: 'delete', key: 'k1', now: deleted.input.now }, output: true });
   const resumed = await fetch(`${h.url}/v1/machines/kv1/changes`, { headers: { 'Last-Event-ID': '4' } });
   t.deepEqual((await readEvents(resumed, 2)).map((e) => e.id), ['5', '6']);
   t.is((await fetch(`${h.url}/v1/machines/nope/changes`)).status, 404);

@@ -74,7 +74,8 @@ test.serial("a fresh clone, the README's set-up and quick starts, exactly as wri
   t.regex(outputs[3]!, /"kv1"/);
   t.regex(outputs[4]!, /ssm_/);
   // The idempotency example: the same write twice with its key, applied once.
-  const retried = shLines('Quick start: HTTP', 1).map((line) => {
+  // Block 1 holds the KV ops (run by kv-http-ops.test.ts); block 2 the idempotency example.
+  const retried = shLines('Quick start: HTTP', 2).map((line) => {
     const r = sh(clone, line);
     t.is(r.status, 0, `${line}\n${r.stderr}`);
     return r.stdout;

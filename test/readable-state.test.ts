@@ -48,8 +48,10 @@ test('the README queries answer what the API answers: a key, a prefix with json_
   t.deepEqual(sql(db, "SELECT value FROM kv_entries WHERE machine = 'kv1' AND key = 'm2';"), [{ value: '"2"' }], 'bigint as a decimal string, as everywhere');
   t.deepEqual(sql(db, "SELECT json(value) AS v FROM kv_entries WHERE machine = 'kv1' AND key = 'user:0';"), [{ v: '{"name":"ada","tags":["a"],"joined":"1970-01-01T00:00:00.000Z"}' }]);
   const last = sql(db, "SELECT seq, request FROM requests WHERE machine = 'kv1' ORDER BY seq DESC LIMIT 2;") as { seq: number; request: string }[];
+  const stamped = (JSON.parse(last[0]!.request) as { now?: number }).now;
+  t.is(typeof stamped, 'number', 'a delete carries the time stamped at the door');
   t.deepEqual(last.map((r) => [r.seq, JSON.parse(r.request)]), [
-    [6, { op: 'delete', key: 'm1' }],
+    [6, { op: 'delete', key: 'm1', now: stamped }],
     [5, { op: 'storeMany', entries: [['m1', 'one'], ['m2', '2']] }],
   ]);
   t.deepEqual(sql(db, "SELECT error_message, input FROM failed_inputs WHERE machine = 'count';"), [{ error_message: 'negative', input: '{"add":-1}' }]);

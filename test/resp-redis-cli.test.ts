@@ -178,6 +178,7 @@ test('README "Quick start: Redis protocol": every redis-cli line runs as written
   }
   t.deepEqual(outputs.slice(0, 7), ['OK', 'hello', 'OK', '42', '42\n2', 'greeting', 'OK']);
   t.regex(outputs[7]!, /db0:keys=3,.*machine=kv1/);
+  t.deepEqual(outputs.slice(8), ['OK', '60']);
 });
 
 test('slow client: a command that does not arrive whole within commandTimeoutMs is cut off', async (t) => {

@@ -32,7 +32,10 @@ test('live: each committed write once, in seq order, with input and output; read
   await app.call('kv1', { op: 'delete', key: 'k0' });
   await until(() => events.length === 51);
   t.deepEqual(events.map((e) => e.seq), Array.from({ length: 51 }, (_, i) => i + 1));
-  t.deepEqual(events[50], { machine: 'kv1', seq: 51, input: { op: 'delete', key: 'k0' }, output: true });
+  // A delete carries the time stamped on it at the door (it is judged at it: expiry).
+  const now = (events[50]!.input as { now?: number }).now;
+  t.is(typeof now, 'number');
+  t.deepEqual(events[50], { machine: 'kv1', seq: 51, input: { op: 'delete', key: 'k0', now }, output: true });
   t.is(sub.lastSeq, 51);
   sub.close();
   t.deepEqual(await sub.ended, { reason: 'closed' });

@@ -1,7 +1,8 @@
 import { Encoder } from 'cbor-x';
 import { DecodeError } from '../errors.js';
-// Registers the ShardedMap CBOR extension before anything is encoded or decoded.
+// Registers the ShardedMap and ExpiringMap CBOR extensions before anything is encoded or decoded.
 import './sharded-map.js';
+import './expiring-map.js';
 
 /**
  * The one CBOR configuration used everywhere (wire, request log, snapshots): standard CBOR maps

@@ -1,5 +1,6 @@
 import { addExtension } from 'cbor-x';
 import { IndexBuild, type IndexBuildSizes } from './index-build.js';
+import { keysOfRange, type KeyRange } from './key-range.js';
 import { SortedKeys } from './sorted-keys.js';
 
 /** Largest map whose index {@link ShardedMap.whenIndexed} leaves to the first range read (a few ms of sorting). */
@@ -69,10 +70,18 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
    * unreachable. Throws TypeError.
    */
   static fromShards<V>(shards: unknown): ShardedMap<V> {
+    return ShardedMap.adoptShards(new ShardedMap<V>(null, 1), shards);
+  }
+
+  /**
+   * {@link fromShards} into `m`, a map just created and still empty: how a subclass (the KV
+   * store's {@link ExpiringMap}) is rebuilt from its shards without copying them.
+   */
+  static adoptShards<M extends ShardedMap<V>, V>(m: M, shards: unknown): M {
     if (!Array.isArray(shards)) throw new TypeError('ShardedMap: expected an array of shards');
     const n = shards.length;
     if (n < 1 || n > 65_536 || (n & (n - 1)) !== 0) throw new TypeError(`ShardedMap: shard count must be a power of two from 1 to 65536, got ${n}`);
-    const m = new ShardedMap<V>(null, 1);
+    if (m.size !== 0) throw new TypeError('ShardedMap.adoptShards: the target map must be empty');
     const mask = n - 1;
     for (let i = 0; i < n; i++) {
       const shard: unknown = shards[i];
@@ -151,14 +160,20 @@ export class ShardedMap<V = unknown> implements Iterable<[string, V]> {
    * lives. Do not mutate the map while iterating.
    */
   *keysInOrder(prefix = '', after?: string): Generator<string> {
+    yield* this.keysInRange({ prefix, after });
+  }
+
+  /**
+   * The keys of `range` (prefix, `start` inclusive, `end` exclusive, the cursor `after`), in
+   * ascending order or, with `reverse`, descending: lazy, from the ordered index, with the
+   * costs of {@link keysInOrder}. Do not mutate the map while iterating.
+   */
+  *keysInRange(range: KeyRange): Generator<string> {
     if (!this.#index) {
       this.#index = this.#build ? this.#build.step(Infinity)! : SortedKeys.fromUnsorted([...this.keys()]);
       this.#build = null;
     }
-    for (const k of this.#index.from(after, prefix)) {
-      if (!k.startsWith(prefix)) return;
-      yield k;
-    }
+    yield* keysOfRange(this.#index, range);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { cbor } from './cbor.js';
+import { EXPIRING_MAP_TAG, ExpiringMap } from './expiring-map.js';
 import { SHARDED_MAP_TAG, ShardedMap, isMapLike } from './sharded-map.js';
 
 /**
@@ -10,7 +11,8 @@ import { SHARDED_MAP_TAG, ShardedMap, isMapLike } from './sharded-map.js';
  * turns tag 259 back into a `Map`) reads it as the same Map a one-shot encode would give.
  * A {@link ShardedMap} larger than one slice is written as its tag and array head, then its
  * shards grouped into slices of about `sliceEntries` entries (a shard larger than that is
- * sliced like a Map). Any other state is encoded in one go.
+ * sliced like a Map); an {@link ExpiringMap} likewise, inside its own tag, followed by its
+ * expiry times (sliced like a Map when many). Any other state is encoded in one go.
  */
 
 /** Map entries per slice: about 30 ms of encoding on this project's reference machine. */
@@ -35,6 +37,13 @@ export function stateEntries(state: unknown): number {
 export function* encodeStateSlices(state: unknown, sliceEntries = SLICE_ENTRIES): Generator<Uint8Array> {
   if (stateEntries(state) <= sliceEntries) {
     yield cbor.encode(state);
+  } else if (state instanceof ExpiringMap) {
+    // Its tag around [shards, expiries]: the same bytes its CBOR extension writes in one go.
+    yield Buffer.concat([head(6, EXPIRING_MAP_TAG), head(4, 2)]);
+    yield* shardedSlices(state, sliceEntries, false);
+    const expiries = state.expiries;
+    if (expiries.size <= sliceEntries) yield cbor.encode(expiries);
+    else yield* mapSlices(expiries, sliceEntries);
   } else if (state instanceof ShardedMap) {
     yield* shardedSlices(state, sliceEntries);
   } else {
@@ -51,9 +60,10 @@ function head(major: number, n: number): Uint8Array {
   return Uint8Array.of(m | 26, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
 }
 
-function* shardedSlices(state: ShardedMap, sliceEntries: number): Generator<Uint8Array> {
+/** A ShardedMap's tag (unless `tagged` is false: just its array of shards) and shards, in slices. */
+function* shardedSlices(state: ShardedMap, sliceEntries: number, tagged = true): Generator<Uint8Array> {
   const shards = state.shards;
-  yield Buffer.concat([head(6, SHARDED_MAP_TAG), head(4, shards.length)]);
+  yield tagged ? Buffer.concat([head(6, SHARDED_MAP_TAG), head(4, shards.length)]) : head(4, shards.length);
   let group: ReadonlyMap<string, unknown>[] = [];
   let entries = 0;
   const flush = function* (): Generator<Uint8Array> {

@@ -129,4 +129,30 @@ export class SortedKeys {
       for (; at < leaf.length; at++) yield leaf[at]!;
     }
   }
+
+  /**
+   * Keys in descending order, starting below `before` (exclusive; from the last key if
+   * undefined). Lazy: the caller stops it (range reads in reverse).
+   */
+  *below(before: string | undefined): Generator<string> {
+    let li: number;
+    let at: number;
+    if (before === undefined) {
+      li = this.#leaves.length - 1;
+      at = li >= 0 ? this.#leaves[li]!.length - 1 : -1;
+    } else {
+      // The first leaf whose last key is >= before; its keys below `before` come first.
+      li = bound(this.#maxes, before, false);
+      if (li === this.#leaves.length) {
+        li--;
+        at = li >= 0 ? this.#leaves[li]!.length - 1 : -1;
+      } else {
+        at = bound(this.#leaves[li]!, before, false) - 1;
+      }
+    }
+    for (; li >= 0; li--, at = li >= 0 ? this.#leaves[li]!.length - 1 : -1) {
+      const leaf = this.#leaves[li]!;
+      for (; at >= 0; at--) yield leaf[at]!;
+    }
+  }
 }

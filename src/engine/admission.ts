@@ -1,4 +1,5 @@
 import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineHeldError, MachineRestartingError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
+import { cbor } from '../encoding/cbor.js';
 import { Deadlines } from './deadlines.js';
 import { checkIdempotencyKey } from './idempotency.js';
 import type { EventLoop } from './event-loop.js';
@@ -104,8 +105,25 @@ export class Admission {
     if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, Math.max(0, w.restartAt - Date.now())));
     if (w.status === 'held' && w.held) return this.refuse(reject, new MachineHeldError(name, w.held.runs, w.held.windowMs));
     if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
+    let fingerprint: Uint8Array | null = null;
+    if (w.machine.stamp) {
+      // The key is matched on the input as the caller sent it: a retry is stamped anew.
+      if (idempotencyKey !== undefined) {
+        try {
+          fingerprint = cbor.encode(input);
+        } catch {
+          // Not encodable: the log encoding fails too, with its own EncodeError.
+        }
+      }
+      try {
+        input = w.machine.stamp(input);
+      } catch (err) {
+        return this.refuse(reject, err instanceof SsmError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
+      }
+    }
     const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
     if (idempotencyKey !== undefined) req.idempotencyKey = idempotencyKey;
+    req.fingerprint = fingerprint;
     try {
       this.loop.enqueue(req);
     } catch (err) {

@@ -60,7 +60,7 @@ export class Idempotency {
     const key = r.idempotencyKey;
     if (key === null || r.logged === null) return false;
     const machine = r.target.name;
-    r.inputSha256 = sha256(r.logged);
+    r.inputSha256 = sha256(r.fingerprint ?? r.logged);
     let seen: IdempotencyRecord | undefined;
     try {
       seen = this.inBatch.get(`${machine}\0${key}`) ?? this.lookup.findIdempotencyKey(machine, key, this.cutoff());

@@ -16,8 +16,13 @@ export class Pending implements Request<WorkerNode> {
   stepInput: unknown = undefined;
   /** The caller's idempotency key (null: none). */
   idempotencyKey: string | null = null;
-  /** sha256 (hex) of `logged`, computed only for a request with an idempotency key. */
+  /** sha256 (hex) of `logged` (or of `fingerprint`), computed only for a request with an idempotency key. */
   inputSha256 = '';
+  /**
+   * For a keyed request to a machine with a `stamp`: the CBOR of its input before it was
+   * stamped, which its idempotency key is matched on instead of `logged` (null: `logged`).
+   */
+  fingerprint: Uint8Array | null = null;
   /** Its seq once stepped and logged (0: not logged). */
   seq = 0;
   /** Set when this request delivers a durable timer's input (null: an ordinary call). */

@@ -33,7 +33,7 @@ export class ReadableBatch {
     if (!w.readable || r.logged === null) return;
     this.pendingJson = toJson(r.stepInput);
     const projection = w.machine.entries;
-    if (projection) this.pendingKeys = [...projection.keys(r.stepInput)];
+    if (projection) this.pendingKeys = [...projection.keys(r.stepInput, w.state)];
   }
 
   /** After `r`'s step succeeded with seq `seq`: its JSON for the log row (null if readable tables are off for it). */

@@ -7,17 +7,26 @@
  * client must not be able to do that): they answer `{ error }` instead, and change nothing.
  */
 
+import { checkExpiresAt, checkTtlMs, isLive, setExpiry, type ExpiryTable } from './kv-expiry.js';
+
 /** A key check shared with kv-machine.ts (length, lone surrogates); throws TypeError. */
 export type KeyCheck = (key: unknown, what: string) => string;
 
+/**
+ * `now` (ms since the epoch) is the time the input is judged at: a key whose expiry time is at
+ * or before it is absent (see kv-expiry.ts); stamped at the door, never read by the step.
+ * `expiresAt` gives the written key that expiry time, `keepTtl` keeps the one it had (SET
+ * KEEPTTL); without either a write by storeMany or storeIf clears it, as Redis's SET does.
+ * incrBy and append keep it, as Redis does.
+ */
 export type KvByteOpInput =
   | { readonly op: 'storeMany'; readonly entries: readonly (readonly [string, unknown])[] }
-  | { readonly op: 'storeIf'; readonly key: string; readonly value: unknown; readonly when: 'always' | 'absent' | 'present'; readonly returnOld: boolean }
-  | { readonly op: 'take'; readonly key: string }
-  | { readonly op: 'deleteMany'; readonly keys: readonly string[] }
-  | { readonly op: 'lookupMany'; readonly keys: readonly string[] }
-  | { readonly op: 'incrBy'; readonly key: string; readonly by: bigint }
-  | { readonly op: 'append'; readonly key: string; readonly value: Uint8Array };
+  | { readonly op: 'storeIf'; readonly key: string; readonly value: unknown; readonly when: 'always' | 'absent' | 'present'; readonly returnOld: boolean; readonly ttlMs?: number; readonly expiresAt?: number; readonly keepTtl?: boolean; readonly now?: number }
+  | { readonly op: 'take'; readonly key: string; readonly now?: number }
+  | { readonly op: 'deleteMany'; readonly keys: readonly string[]; readonly now?: number }
+  | { readonly op: 'lookupMany'; readonly keys: readonly string[]; readonly now?: number }
+  | { readonly op: 'incrBy'; readonly key: string; readonly by: bigint; readonly now?: number }
+  | { readonly op: 'append'; readonly key: string; readonly value: Uint8Array; readonly now?: number };
 
 /** Ops of {@link KvByteOpInput} that change nothing. */
 export const BYTE_OPS_READ_ONLY: ReadonlySet<string> = new Set(['lookupMany']);
@@ -55,7 +64,7 @@ export function validateByteOp(o: Record<string, unknown>, check: KeyCheck): KvB
       const when = o['when'] ?? 'always';
       if (when !== 'always' && when !== 'absent' && when !== 'present') throw new TypeError('op storeIf: "when" must be always, absent or present');
       if (!('value' in o)) throw new TypeError('op storeIf needs a "value"');
-      return { op, key: check(o['key'], op), value: o['value'], when, returnOld: o['returnOld'] === true };
+      return { op, key: check(o['key'], op), value: o['value'], when, returnOld: o['returnOld'] === true, ...expiryFields(o, op) };
     }
     case 'take':
       return { op, key: check(o['key'], op) };
@@ -76,6 +85,20 @@ export function validateByteOp(o: Record<string, unknown>, check: KeyCheck): KvB
     default:
       throw new TypeError(`unknown op ${JSON.stringify(op)}`);
   }
+}
+
+/**
+ * The expiry fields of a writing op, checked: `ttlMs` (relative, turned into `expiresAt` by the
+ * stamp at the door), `expiresAt` (absolute) or `keepTtl`, at most one of them. Throws TypeError.
+ */
+export function expiryFields(o: Record<string, unknown>, op: string): { expiresAt?: number; ttlMs?: number; keepTtl?: true } {
+  const given = (['ttlMs', 'expiresAt', 'keepTtl'] as const).filter((f) => o[f] !== undefined && o[f] !== null && o[f] !== false);
+  if (given.length > 1) throw new TypeError(`op ${op}: give at most one of ttlMs, expiresAt and keepTtl`);
+  if (o['ttlMs'] !== undefined && o['ttlMs'] !== null) return { ttlMs: checkTtlMs(o['ttlMs']) };
+  if (o['expiresAt'] !== undefined && o['expiresAt'] !== null) return { expiresAt: checkExpiresAt(o['expiresAt']) };
+  if (o['keepTtl'] === true) return { keepTtl: true };
+  if (o['keepTtl'] !== undefined && o['keepTtl'] !== false) throw new TypeError(`op ${op}: "keepTtl" must be a boolean`);
+  return {};
 }
 
 const utf8 = new TextEncoder();
@@ -109,44 +132,60 @@ function parseInt64(bytes: Uint8Array): bigint | null {
 }
 
 /** The table a byte op works on (a subset of kv-machine.ts's KvTable). */
-export interface ByteOpTable {
+export interface ByteOpTable extends ExpiryTable {
   get(key: string): unknown;
   has(key: string): boolean;
   set(key: string, value: unknown): unknown;
   delete(key: string): boolean;
 }
 
+/** The value of `key` if it is live at `now`; an expired one is deleted first (it is gone). */
+export function liveValue(state: ByteOpTable, key: string, now: number | undefined): { present: boolean; value: unknown } {
+  if (isLive(state, key, now)) return { present: true, value: state.get(key) };
+  if (state.has(key)) state.delete(key);
+  return { present: false, value: null };
+}
+
 /** Output of incrBy: the new value, or why nothing changed. */
 export type IncrOutput = { readonly value: bigint } | { readonly error: 'NOT_INTEGER' | 'OVERFLOW' };
 
-/** One step of a byte op; mutates the table in place, like kvStep. */
-export function byteOpStep(input: KvByteOpInput, state: ByteOpTable): unknown {
+/** One step of a byte op at `now` (the input's own by default); mutates the table in place, like kvStep. */
+export function byteOpStep(input: KvByteOpInput, state: ByteOpTable, now: number | undefined = (input as { now?: number }).now): unknown {
   switch (input.op) {
     case 'storeMany':
-      for (const [k, v] of input.entries) state.set(k, v);
+      for (const [k, v] of input.entries) {
+        state.set(k, v);
+        setExpiry(state, k, undefined);
+      }
       return input.entries.length;
     case 'storeIf': {
-      const present = state.has(input.key);
-      const old = present ? state.get(input.key) : null;
+      const { present, value: old } = liveValue(state, input.key, now);
       const stored = input.when === 'always' || (input.when === 'absent') !== present;
-      if (stored) state.set(input.key, input.value);
+      if (stored) {
+        state.set(input.key, input.value);
+        if (!input.keepTtl) setExpiry(state, input.key, input.expiresAt);
+      }
       return input.returnOld ? { stored, old } : { stored };
     }
     case 'take': {
-      if (!state.has(input.key)) return null;
-      const old = state.get(input.key);
+      const { present, value: old } = liveValue(state, input.key, now);
+      if (!present) return null;
       state.delete(input.key);
       return old;
     }
     case 'deleteMany': {
       let n = 0;
-      for (const k of input.keys) if (state.delete(k)) n++;
+      for (const k of input.keys) {
+        const live = isLive(state, k, now);
+        if (state.delete(k) && live) n++;
+      }
       return n;
     }
     case 'lookupMany':
-      return input.keys.map((k) => (state.has(k) ? state.get(k) : null));
+      return input.keys.map((k) => (isLive(state, k, now) ? state.get(k) : null));
     case 'incrBy': {
-      const old = state.has(input.key) ? valueAsBytes(state.get(input.key)) : null;
+      const { present, value } = liveValue(state, input.key, now);
+      const old = present ? valueAsBytes(value) : null;
       const current = old === null ? 0n : parseInt64(old);
       if (current === null) return { error: 'NOT_INTEGER' } satisfies IncrOutput;
       const next = current + input.by;
@@ -156,7 +195,8 @@ export function byteOpStep(input: KvByteOpInput, state: ByteOpTable): unknown {
       return { value: next } satisfies IncrOutput;
     }
     case 'append': {
-      const old = state.has(input.key) ? valueAsBytes(state.get(input.key)) : null;
+      const { present, value } = liveValue(state, input.key, now);
+      const old = present ? valueAsBytes(value) : null;
       const next = new Uint8Array((old?.length ?? 0) + input.value.length);
       if (old) next.set(old, 0);
       next.set(input.value, old?.length ?? 0);

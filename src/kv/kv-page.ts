@@ -1,4 +1,5 @@
 import { approxCborSize } from '../encoding/approx-size.js';
+import { inRange, type KeyRange } from '../encoding/key-range.js';
 
 /**
  * Paging of the KV store's range reads (`entries` and `scan`): every reply is bounded in
@@ -29,36 +30,50 @@ export interface KvPage<V = unknown> {
 export interface PageSource {
   get(key: string): unknown;
   keys(): IterableIterator<string>;
-  keysInOrder?(prefix?: string, after?: string): Iterator<string>;
+  keysInRange?(range: KeyRange): Iterator<string>;
+  /** Whether a key is live at `now` (an ExpiringMap); without it no key has expired. */
+  isLive?(key: string, now: number | undefined): boolean;
 }
 
-/** A request for a page, as validated: `limit` within 0..{@link MAX_PAGE_LIMIT}. */
-export interface PageRequest {
-  readonly prefix?: string | undefined;
-  readonly after?: string | undefined;
+/**
+ * A request for a page, as validated: `limit` within 0..{@link MAX_PAGE_LIMIT}, the range of
+ * {@link KeyRange} (prefix, start inclusive, end exclusive, the cursor after, reverse), and
+ * `now`, the time keys that expire are judged at (see kv-expiry.ts).
+ */
+export interface PageRequest extends KeyRange {
   readonly limit?: number | undefined;
+  readonly now?: number | undefined;
 }
 
-/** Keys from `after` (exclusive) with `prefix`, ascending: the index if the table has one. */
-function orderedKeys(table: PageSource, prefix: string, after: string | undefined): Iterator<string> {
-  if (table.keysInOrder) return table.keysInOrder(prefix, after);
+/** The keys of the range, in its order: the index if the table has one. */
+function orderedKeys(table: PageSource, range: KeyRange): Iterator<string> {
+  if (table.keysInRange) return table.keysInRange(range);
   // A plain Map (models in tests): sort per read, the cost the index exists to avoid.
-  return [...table.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort()[Symbol.iterator]();
+  const keys = [...table.keys()].filter((k) => inRange(k, range)).sort();
+  return (range.reverse ? keys.reverse() : keys)[Symbol.iterator]();
 }
 
-/** Reads one page: at most `limit` entries and about {@link MAX_PAGE_BYTES}, in key order. */
+/** The next key of `keys` that is live at `now` (expired keys are skipped: never returned). */
+function nextLive(table: PageSource, keys: Iterator<string>, now: number | undefined): IteratorResult<string> {
+  for (;;) {
+    const r = keys.next();
+    if (r.done || !table.isLive || table.isLive(r.value, now)) return r;
+  }
+}
+
+/** Reads one page: at most `limit` entries and about {@link MAX_PAGE_BYTES}, in the range's order. */
 export function readPage(table: PageSource, request: PageRequest): KvPage {
   const limit = Math.min(request.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT);
-  const keys = orderedKeys(table, request.prefix ?? '', request.after);
+  const keys = orderedKeys(table, request);
   const entries: [string, unknown][] = [];
   let bytes = 0;
   for (;;) {
     if (entries.length >= limit || (entries.length > 0 && bytes >= MAX_PAGE_BYTES)) {
-      // Stopped by a bound: there is more only if another key follows.
-      const more = limit > 0 && !keys.next().done;
+      // Stopped by a bound: there is more only if another live key follows.
+      const more = limit > 0 && !nextLive(table, keys, request.now).done;
       return { entries, next: more ? entries[entries.length - 1]![0] : null };
     }
-    const r = keys.next();
+    const r = nextLive(table, keys, request.now);
     if (r.done) return { entries, next: null };
     const value = table.get(r.value);
     bytes += r.value.length + 3 + approxCborSize(value, MAX_PAGE_BYTES);

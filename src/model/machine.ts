@@ -25,6 +25,15 @@ export interface MachineDefinition<S, I, O> {
    * malformed input would crash the machine and count against restart intensity.
    */
   validate?(input: unknown): I;
+  /**
+   * Called at the door for every call to this machine (`call`, `callValue`, `callBytes`, `cast`;
+   * after `validate` for the untrusted ones), outside any step: the place to attach to an input
+   * what a step may not read itself, such as the clock. What it returns is what is stepped and
+   * logged, so replay sees the same. An idempotency key is matched on the input as it was before
+   * this (a retry stamped with a later time is still the same request). Throw to refuse the call
+   * (a TypeError becomes a DecodeError). Not called for timer deliveries, nor in replay.
+   */
+  stamp?(input: I): I;
   /** Inputs for which this returns true do not change state: they are never logged. */
   readOnly?(input: I): boolean;
   /**
@@ -58,9 +67,11 @@ export interface MachineDefinition<S, I, O> {
 export interface EntryProjection<I, S> {
   /**
    * The keys a state-changing input may change (more is harmless; missing one leaves its row
-   * stale until the next rebuild). Called before the step, on the input the step gets.
+   * stale until the next rebuild). Called before the step, on the input the step gets and the
+   * state before the step (for an input whose keys the state decides, such as a removal of
+   * expired keys); it must not change either.
    */
-  keys(input: I): Iterable<string>;
+  keys(input: I, state: S): Iterable<string>;
   /** A key's value in `state` (`undefined`: absent, its row is removed). */
   value(state: S, key: string): unknown;
   /** Every entry of `state`, to rebuild the rows. */
@@ -174,6 +185,7 @@ export function defineMachine<S, I, O>(def: MachineDefinition<S, I, O>): Machine
     version,
     readOnly: def.readOnly ? def.readOnly.bind(def) : never,
     ...(def.whenReady ? { whenReady: def.whenReady.bind(def) } : {}),
+    ...(def.stamp ? { stamp: def.stamp.bind(def) } : {}),
     validate: def.validate ? def.validate.bind(def) : identity<I>,
   };
 }

@@ -4,13 +4,17 @@
  * the connection kept open.
  */
 import { array, bulk, error, int, simple, type Reply } from './encoder.js';
-import { KEYSPACE_COMMANDS } from './keyspace-commands.js';
+import { EXPIRY_COMMANDS, EXPIRY_PLANS } from './expiry-commands.js';
+import { KEYSPACE_COMMANDS, KEYSPACE_PLANS } from './keyspace-commands.js';
 import { SERVER_COMMANDS } from './server-commands.js';
 import { errorReply, type Session } from './session.js';
-import { ReplyError, STRING_COMMANDS, type Handler } from './string-commands.js';
+import { ReplyError, STRING_COMMANDS, STRING_PLANS, type Handler, type Planner } from './string-commands.js';
+import { TRANSACTION_COMMANDS, TRANSACTION_CONTROL, queueCommand } from './transaction-commands.js';
 
 /** Commands that change data (COMMAND's `write` flag); the rest only read. */
-const WRITES = new Set(['set', 'getdel', 'del', 'mset', 'incr', 'decr', 'incrby', 'decrby', 'append']);
+const WRITES = new Set(['set', 'getdel', 'del', 'mset', 'incr', 'decr', 'incrby', 'decrby', 'append', 'expire', 'pexpire', 'expireat', 'pexpireat', 'persist']);
+/** The commands MULTI can queue: those that are one KV request (see transaction-commands.ts). */
+const PLANNERS = new Map<string, Planner>([...Object.entries(STRING_PLANS), ...Object.entries(EXPIRY_PLANS), ...Object.entries(KEYSPACE_PLANS)].map(([name, [, planner]]) => [name, planner]));
 /** Commands allowed before AUTH when a token is set. */
 const NO_AUTH = new Set(['auth', 'hello', 'quit', 'ping']);
 /** Keys of a command, for COMMAND: [first, last (-1: to the end), step]. */
@@ -28,7 +32,9 @@ const COMMAND: Handler = (_s, a) => {
 
 const TABLE = new Map<string, readonly [number, Handler]>([
   ...Object.entries(STRING_COMMANDS),
+  ...Object.entries(EXPIRY_COMMANDS),
   ...Object.entries(KEYSPACE_COMMANDS),
+  ...Object.entries(TRANSACTION_COMMANDS),
   ...Object.entries(SERVER_COMMANDS),
   ['command', [-1, COMMAND]],
 ]);
@@ -36,7 +42,7 @@ const TABLE = new Map<string, readonly [number, Handler]>([
 /** One command's entry of `COMMAND`: name, arity, flags, first key, last key, step. */
 function describe(name: string): Reply {
   const [arity] = TABLE.get(name)!;
-  const keyed = STRING_COMMANDS[name] !== undefined || name === 'type';
+  const keyed = STRING_COMMANDS[name] !== undefined || EXPIRY_COMMANDS[name] !== undefined || name === 'type';
   const [first, last, step] = KEY_SPECS[name] ?? (keyed ? [1, 1, 1] : [0, 0, 0]);
   const flags = [WRITES.has(name) ? 'write' : 'readonly', ...(NO_AUTH.has(name) ? ['no-auth'] : [])];
   return array([bulk(name), int(arity), array(flags.map(simple)), int(first), int(last), int(step)]);
@@ -50,14 +56,25 @@ export function dispatch(s: Session, args: readonly Buffer[]): Reply | Promise<R
   const name = args[0]!.toString('latin1').toLowerCase();
   const entry = TABLE.get(name);
   if (!s.authenticated && !NO_AUTH.has(name)) return error('NOAUTH Authentication required.');
+  let refusal: Reply | null = null;
   if (!entry) {
     const shown = args[0]!.toString('utf8').slice(0, 128);
     const rest = args.slice(1, 8).map((b) => `'${b.toString('utf8').slice(0, 64)}'`).join(' ');
-    return error(`ERR unknown command '${shown}', with args beginning with: ${rest}`);
+    refusal = error(`ERR unknown command '${shown}', with args beginning with: ${rest}`);
+  } else if (entry[0] > 0 ? args.length !== entry[0] : args.length < -entry[0]) {
+    refusal = error(`ERR wrong number of arguments for '${name}' command`);
   }
-  const [arity, handler] = entry;
-  if (arity > 0 ? args.length !== arity : args.length < -arity) return error(`ERR wrong number of arguments for '${name}' command`);
   const onInternal = s.server.options.onInternalError;
+  if (s.transaction !== null && !TRANSACTION_CONTROL.has(name)) {
+    try {
+      return queueCommand(s, name, args, PLANNERS.get(name), refusal);
+    } catch (err) {
+      s.transactionFailed = true;
+      return errorReply(err, onInternal);
+    }
+  }
+  if (refusal) return refusal;
+  const handler = entry![1];
   try {
     const out = handler(s, args);
     return out instanceof Promise ? out.catch((err: unknown) => errorReply(err, onInternal)) : out;

@@ -6,7 +6,7 @@ import { MAX_PAGE_LIMIT, type KvPage } from '../kv/kv-page.js';
  */
 import { array, bulk, error, int, simple } from './encoder.js';
 import type { Session } from './session.js';
-import { ReplyError, SYNTAX, intArg, keyOf, type Handler } from './string-commands.js';
+import { ReplyError, SYNTAX, handlersOf, intArg, keyOf, type Handler, type Planner } from './string-commands.js';
 
 /** Redis's glob (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) as a RegExp over the whole key. */
 export function globToRegExp(pattern: string): RegExp {
@@ -95,9 +95,14 @@ const scan: Handler = (s, a) => {
   });
 };
 
+/** The keyspace commands that are one request each, so MULTI can queue them. */
+export const KEYSPACE_PLANS: Record<string, readonly [number, Planner]> = {
+  dbsize: [1, () => ({ input: { op: 'size' }, reply: (n) => int(n as number) })],
+  type: [2, (_s, a) => ({ input: { op: 'has', key: keyOf(a[1]!) }, reply: (has) => simple(has ? 'string' : 'none') })],
+};
+
 export const KEYSPACE_COMMANDS: Record<string, readonly [number, Handler]> = {
-  dbsize: [1, (s) => s.server.options.app.callValue<number>(s.machine, { op: 'size' }).then(int)],
-  type: [2, (s, a) => s.server.options.app.callValue<boolean>(s.machine, { op: 'has', key: keyOf(a[1]!) }).then((has) => simple(has ? 'string' : 'none'))],
+  ...handlersOf(KEYSPACE_PLANS),
   keys: [
     2,
     (s, a) => {

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { QueueFullError, SsmError } from '../errors.js';
 import { error, type Protocol, type Reply } from './encoder.js';
 import type { ResolvedRespOptions } from './options.js';
+import type { Plan } from './string-commands.js';
 
 /** What a server shares with its connections' commands: options and counters for INFO. */
 export interface ServerContext {
@@ -53,6 +54,10 @@ export class Session {
   name: string | null = null;
   /** Set by QUIT: close once the replies before it are written. */
   quitting = false;
+  /** The commands queued since MULTI (null: not in a transaction); see transaction-commands.ts. */
+  transaction: Plan[] | null = null;
+  /** A command queued since MULTI was refused: EXEC answers EXECABORT and applies nothing. */
+  transactionFailed = false;
 
   constructor(readonly id: number, readonly server: ServerContext) {
     this.authenticated = server.options.token === undefined;

@@ -1,11 +1,14 @@
 /**
  * The string commands (GET, SET, MSET, INCR, ...) as calls to the selected KV machine. Each
- * command is one machine request (MSET, SET NX/XX/GET, GETDEL, DEL of many keys, INCRBY and
- * APPEND are single ops of src/kv/kv-ops.ts), so it is atomic and durable before its reply.
+ * command is one machine request (MSET, SET NX/XX/GET/EX/PX/EXAT/PXAT/KEEPTTL, GETDEL, DEL of
+ * many keys, INCRBY and APPEND are single ops of src/kv/kv-ops.ts), so it is atomic and durable
+ * before its reply.
  *
  * Every handler issues its calls synchronously, before awaiting anything: the engine queues
  * them in that order, which keeps a pipeline's effects in the order the client sent it.
  */
+import { MAX_EXPIRY_MS } from '../encoding/expiring-map.js';
+import { MAX_TTL_MS } from '../kv/kv-expiry.js';
 import { valueAsBytes, type IncrOutput } from '../kv/kv-ops.js';
 import { NIL, OK, array, bulkOrNil, error, int, type Reply } from './encoder.js';
 import type { Session } from './session.js';
@@ -48,69 +51,116 @@ export function intArg(b: Uint8Array): bigint {
 const call = (s: Session, input: unknown): Promise<unknown> => s.server.options.app.callValue(s.machine, input);
 const readBytes = (v: unknown): Reply => bulkOrNil(valueAsBytes(v));
 
-function incr(s: Session, key: Buffer, by: bigint): Promise<Reply> {
-  return call(s, { op: 'incrBy', key: keyOf(key), by }).then((o) => {
-    const out = o as IncrOutput;
-    if ('value' in out) return int(out.value);
-    return out.error === 'OVERFLOW' ? error('ERR increment or decrement would overflow') : NOT_INTEGER;
-  });
+/**
+ * A command as one KV machine request and the reply made of its output. A command of several
+ * requests is one read-only `batch` whose output is the array of theirs. Plans are what MULTI
+ * queues: EXEC joins them into one batch request (see transaction-commands.ts).
+ */
+export interface Plan {
+  readonly input: { readonly op: string; readonly ops?: readonly unknown[] } & Record<string, unknown>;
+  readonly reply: (output: unknown) => Reply;
 }
 
-function set(s: Session, args: readonly Buffer[]): Promise<Reply> {
+/** Turns a command's arguments into its {@link Plan}; throws ReplyError for bad arguments. */
+export type Planner = (s: Session, args: readonly Buffer[]) => Plan;
+
+/** Runs a plan as a command outside MULTI: its one request, then its reply. */
+export function runPlan(s: Session, plan: Plan): Promise<Reply> {
+  return call(s, plan.input).then(plan.reply);
+}
+
+/** Name → [arity, planner] into name → [arity, handler] for the command table. */
+export function handlersOf(plans: Record<string, readonly [number, Planner]>): Record<string, readonly [number, Handler]> {
+  return Object.fromEntries(Object.entries(plans).map(([name, [arity, planner]]) => [name, [arity, (s: Session, a: readonly Buffer[]) => runPlan(s, planner(s, a))] as const]));
+}
+
+const incrReply = (o: unknown): Reply => {
+  const out = o as IncrOutput;
+  if ('value' in out) return int(out.value);
+  return out.error === 'OVERFLOW' ? error('ERR increment or decrement would overflow') : NOT_INTEGER;
+};
+
+function incr(key: Buffer, by: bigint): Plan {
+  return { input: { op: 'incrBy', key: keyOf(key), by }, reply: incrReply };
+}
+
+/**
+ * A positive integer expiry argument of SET/EXPIRE, as ms (`unit` ms per unit), at most `max`
+ * (a time to live: {@link MAX_TTL_MS}; an absolute time: the latest a Date holds); Redis's
+ * errors otherwise.
+ */
+export function expiryArg(b: Uint8Array, unit: number, command: string, max: number = MAX_TTL_MS): number {
+  const n = intArg(b);
+  const ms = n * BigInt(unit);
+  if (n <= 0n || ms > BigInt(max)) throw new ReplyError(error(`ERR invalid expire time in '${command}' command`));
+  return Number(ms);
+}
+
+const OK_REPLY = (): Reply => OK;
+
+function set(_s: Session, args: readonly Buffer[]): Plan {
   let when: 'always' | 'absent' | 'present' = 'always';
   let returnOld = false;
-  for (const a of args.slice(3)) {
-    const opt = a.toString('latin1').toUpperCase();
+  let expiry: { ttlMs: number } | { expiresAt: number } | { keepTtl: true } | null = null;
+  for (let i = 3; i < args.length; i++) {
+    const opt = args[i]!.toString('latin1').toUpperCase();
     if (opt === 'NX' && when !== 'present') when = 'absent';
     else if (opt === 'XX' && when !== 'absent') when = 'present';
     else if (opt === 'GET') returnOld = true;
-    else if (['EX', 'PX', 'EXAT', 'PXAT', 'KEEPTTL'].includes(opt)) throw new ReplyError(error('ERR expiry (EX/PX/EXAT/PXAT/KEEPTTL) is not supported: ssm keys do not expire yet'));
+    else if ((opt === 'EX' || opt === 'PX' || opt === 'EXAT' || opt === 'PXAT') && expiry === null && i + 1 < args.length) {
+      const relative = opt === 'EX' || opt === 'PX';
+      const ms = expiryArg(args[++i]!, opt === 'EX' || opt === 'EXAT' ? 1000 : 1, 'set', relative ? MAX_TTL_MS : MAX_EXPIRY_MS);
+      expiry = relative ? { ttlMs: ms } : { expiresAt: ms };
+    } else if (opt === 'KEEPTTL' && expiry === null) expiry = { keepTtl: true };
     else throw new ReplyError(SYNTAX);
   }
   const key = keyOf(args[1]!);
   const value = args[2]!;
-  if (when === 'always' && !returnOld) return call(s, { op: 'store', key, value }).then(() => OK);
-  return call(s, { op: 'storeIf', key, value, when, returnOld }).then((o) => {
-    const out = o as { stored: boolean; old?: unknown };
-    if (returnOld) return readBytes(out.old);
-    return out.stored ? OK : NIL;
-  });
+  if (when === 'always' && !returnOld) return { input: { op: 'store', key, value, ...expiry }, reply: OK_REPLY };
+  return {
+    input: { op: 'storeIf', key, value, when, returnOld, ...expiry },
+    reply: (o) => {
+      const out = o as { stored: boolean; old?: unknown };
+      if (returnOld) return readBytes(out.old);
+      return out.stored ? OK : NIL;
+    },
+  };
 }
 
-/** Name → [arity (negative: at least), handler]; arity counts the command name, as in Redis. */
-export const STRING_COMMANDS: Record<string, readonly [number, Handler]> = {
-  get: [2, (s, a) => call(s, { op: 'lookup', key: keyOf(a[1]!) }).then(readBytes)],
+/** Name → [arity (negative: at least), planner]; arity counts the command name, as in Redis. */
+export const STRING_PLANS: Record<string, readonly [number, Planner]> = {
+  get: [2, (_s, a) => ({ input: { op: 'lookup', key: keyOf(a[1]!) }, reply: readBytes })],
   set: [-3, set],
-  getdel: [2, (s, a) => call(s, { op: 'take', key: keyOf(a[1]!) }).then(readBytes)],
-  del: [-2, (s, a) => call(s, { op: 'deleteMany', keys: a.slice(1).map(keyOf) }).then((n) => int(n as number))],
+  getdel: [2, (_s, a) => ({ input: { op: 'take', key: keyOf(a[1]!) }, reply: readBytes })],
+  del: [-2, (_s, a) => ({ input: { op: 'deleteMany', keys: a.slice(1).map(keyOf) }, reply: (n) => int(n as number) })],
   exists: [
     -2,
-    (s, a) => {
-      const keys = a.slice(1).map(keyOf);
-      return Promise.all(keys.map((key) => call(s, { op: 'has', key }))).then((found) => int(found.filter(Boolean).length));
-    },
+    // One read-only batch of `has`: a stored null exists (a lookup could not tell it from none).
+    (_s, a) => ({ input: { op: 'batch', ops: a.slice(1).map((k) => ({ op: 'has', key: keyOf(k) })) }, reply: (found) => int((found as boolean[]).filter(Boolean).length) }),
   ],
-  mget: [-2, (s, a) => call(s, { op: 'lookupMany', keys: a.slice(1).map(keyOf) }).then((vs) => array((vs as unknown[]).map(readBytes)))],
+  mget: [-2, (_s, a) => ({ input: { op: 'lookupMany', keys: a.slice(1).map(keyOf) }, reply: (vs) => array((vs as unknown[]).map(readBytes)) })],
   mset: [
     -3,
-    (s, a) => {
+    (_s, a) => {
       if (a.length % 2 !== 1) throw new ReplyError(error("ERR wrong number of arguments for 'mset' command"));
       const entries: [string, Buffer][] = [];
       for (let i = 1; i < a.length; i += 2) entries.push([keyOf(a[i]!), a[i + 1]!]);
-      return call(s, { op: 'storeMany', entries }).then(() => OK);
+      return { input: { op: 'storeMany', entries }, reply: OK_REPLY };
     },
   ],
-  incr: [2, (s, a) => incr(s, a[1]!, 1n)],
-  decr: [2, (s, a) => incr(s, a[1]!, -1n)],
-  incrby: [3, (s, a) => incr(s, a[1]!, intArg(a[2]!))],
+  incr: [2, (_s, a) => incr(a[1]!, 1n)],
+  decr: [2, (_s, a) => incr(a[1]!, -1n)],
+  incrby: [3, (_s, a) => incr(a[1]!, intArg(a[2]!))],
   decrby: [
     3,
-    (s, a) => {
+    (_s, a) => {
       const by = intArg(a[2]!);
       if (by === -(2n ** 63n)) throw new ReplyError(error('ERR decrement would overflow'));
-      return incr(s, a[1]!, -by);
+      return incr(a[1]!, -by);
     },
   ],
-  append: [3, (s, a) => call(s, { op: 'append', key: keyOf(a[1]!), value: a[2]! }).then((n) => int(n as number))],
-  strlen: [2, (s, a) => call(s, { op: 'lookup', key: keyOf(a[1]!) }).then((v) => int(valueAsBytes(v)?.length ?? 0))],
+  append: [3, (_s, a) => ({ input: { op: 'append', key: keyOf(a[1]!), value: a[2]! }, reply: (n) => int(n as number) })],
+  strlen: [2, (_s, a) => ({ input: { op: 'lookup', key: keyOf(a[1]!) }, reply: (v) => int(valueAsBytes(v)?.length ?? 0) })],
 };
+
+export const STRING_COMMANDS: Record<string, readonly [number, Handler]> = handlersOf(STRING_PLANS);
