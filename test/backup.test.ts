@@ -73,7 +73,8 @@ test('ssm restore rewinds one machine to a seq in a copy (a log row cut across i
   const db = tempDb(t);
   const app = await startApplication(kvTree(), { db, logger: false, snapshot: { every: 4, maxTimeShare: 1, retainLog: true } });
   // kv1: seq 1..10, in batches (so some log rows hold several requests); kv2: 3 writes.
-  await Promise.all([1, 2, 3].map((i) => app.call('kv1', { op: 'store', key: `a${i}`, value: i })));
+  // The first three carry idempotency keys: one row of keys (seq 1..3) that the rewind cuts.
+  await Promise.all([1, 2, 3].map((i) => app.call('kv1', { op: 'store', key: `a${i}`, value: i }, { idempotencyKey: `k${i}` })));
   for (let i = 4; i <= 10; i++) await app.call('kv1', { op: 'store', key: `a${i}`, value: i });
   for (let i = 1; i <= 3; i++) await app.call('kv2', { op: 'store', key: `b${i}`, value: i });
   await app.call('kv1', { op: 'delete', key: 'a1' }); // seq 11
@@ -86,6 +87,10 @@ test('ssm restore rewinds one machine to a seq in a copy (a log row cut across i
   t.is(await copy.call('kv1', { op: 'size' }), 2);
   t.is(await copy.call('kv1', { op: 'lookup', key: 'a1' }), 1, 'the delete at seq 11 is undone');
   t.is(await copy.call('kv2', { op: 'size' }), 3, 'other machines as they were');
+  await copy.call('kv1', { op: 'store', key: 'a2', value: 2 }, { idempotencyKey: 'k2' });
+  t.is(await copy.call('kv1', { op: 'size' }), 2, 'the key of seq 2 is kept: its retry is answered, not applied');
+  await copy.call('kv1', { op: 'store', key: 'a3', value: 3 }, { idempotencyKey: 'k3' });
+  t.is(await copy.call('kv1', { op: 'size' }), 3, 'the key of seq 3 went with its request: its retry is applied');
   await copy.stop();
   const verify = await runCli(['verify', '--db', dest]);
   t.is(verify.code, 0, verify.stdout + verify.stderr);

@@ -80,7 +80,7 @@ test('a key survives stop and restart: the retry after a restart gets the stored
   const raw = new Database(db, { readonly: true });
   t.teardown(() => raw.close());
   t.deepEqual(raw.prepare('SELECT machine, key, seq FROM idempotency_key_list').all(), [{ machine: 'a', key: 'order-1', seq: 1 }]);
-  t.deepEqual(cbor.decode(raw.prepare('SELECT reply FROM idempotency_keys').pluck().get() as Buffer), reply);
+  t.deepEqual((cbor.decode(raw.prepare('SELECT replies FROM idempotency_records').pluck().get() as Buffer) as unknown[])[0], reply);
 });
 
 test('the bytes path replays the same reply bytes', async (t) => {
@@ -143,6 +143,54 @@ test('retention: a key older than retainMs is forgotten (its retry is applied ag
   for (let i = 0; i < 10; i++) await app.call('b', { add: 1 }, { idempotencyKey: `n${i}` });
   const raw = new Database(db, { readonly: true });
   t.teardown(() => raw.close());
-  t.deepEqual(raw.prepare('SELECT key FROM idempotency_keys ORDER BY id').pluck().all(), ['n7', 'n8', 'n9']);
+  t.deepEqual(raw.prepare('SELECT key FROM idempotency_keys ORDER BY record').pluck().all(), ['n7', 'n8', 'n9']);
   await t.throwsAsync(startApplication(tree(), { db: tempDb(t), logger: false, idempotency: { maxKeys: 0 } }), { instanceOf: ConfigError });
+});
+
+test('an output that is not encodable: applied once, its retry gets a clear EncodeError; the other keys of its batch keep their replies', async (t) => {
+  const odd = defineMachine<number, { add: number; fn?: true }, unknown>({
+    init: () => 0,
+    step: (i, n) => [n + i.add, i.fn ? { total: n + i.add, f: () => 1 } : { total: n + i.add }],
+  });
+  const app = await startApplication(supervisor('one_for_one', [worker('o', odd)]), { db: tempDb(t), logger: false });
+  t.teardown(() => app.stop());
+  // One batch: a plain reply and one with a function in it (cbor-x refuses functions).
+  const [plain] = await Promise.all([app.call('o', { add: 1 }, { idempotencyKey: 'p' }), app.call('o', { add: 2, fn: true }, { idempotencyKey: 'f' }).catch((e: unknown) => e)]);
+  t.deepEqual(plain, { total: 1 });
+  t.deepEqual(await app.call('o', { add: 1 }, { idempotencyKey: 'p' }), { total: 1 }, 'the encodable reply of the same row is kept');
+  const err = await t.throwsAsync(app.call('o', { add: 2, fn: true }, { idempotencyKey: 'f' }));
+  t.regex(err?.message ?? '', /applied once .*not encodable/);
+});
+
+test('thousands of keys across a restart: the index is rebuilt from the table, every retry is answered and nothing is applied twice', async (t) => {
+  const db = tempDb(t);
+  const first = await startApplication(tree(), { db, logger: false });
+  const keys = Array.from({ length: 3000 }, (_, i) => `order-${i}-${'x'.repeat(i % 40)}`);
+  for (let i = 0; i < keys.length; i += 500) await Promise.all(keys.slice(i, i + 500).map((k) => first.call('a', { add: 1 }, { idempotencyKey: k })));
+  await first.stop();
+  const { app } = await start(t, db);
+  const again: unknown[] = [];
+  for (let i = 0; i < keys.length; i += 500) again.push(...(await Promise.all(keys.slice(i, i + 500).map((k) => app.call('a', { add: 1 }, { idempotencyKey: k })))));
+  t.is(new Set(again.map((r) => (r as { total: number }).total)).size, keys.length, 'each retry got its own first reply');
+  t.is(await total(app), keys.length);
+  t.is(app.metrics.idempotentReplays, keys.length);
+  const raw = new Database(db, { readonly: true });
+  t.teardown(() => raw.close());
+  t.is(raw.prepare('SELECT count(*) FROM idempotency_keys').pluck().get(), keys.length);
+  t.true((raw.prepare('SELECT count(*) FROM idempotency_records').pluck().get() as number) < keys.length / 10, 'one row per machine per batch');
+});
+
+test('keys written by schema version 7 (one row per key) are migrated: their retries are answered from the old reply', async (t) => {
+  const db = tempDb(t);
+  const { loadMigrations, migrate } = await import('../src/storage/migrations.js');
+  const old = new Database(db);
+  migrate(old, loadMigrations().filter((m) => m.version <= 7));
+  const input = cbor.encode({ add: 9 });
+  const { createHash } = await import('node:crypto');
+  old.prepare('INSERT INTO idempotency_keys (machine, key, seq, input_sha256, reply, created_at) VALUES (?, ?, ?, ?, ?, ?)').run('a', 'legacy', 1, createHash('sha256').update(input).digest('hex'), cbor.encode({ total: 9, applied: 9 }), new Date().toISOString());
+  old.close();
+  const { app } = await start(t, db);
+  t.deepEqual(await app.call('a', { add: 9 }, { idempotencyKey: 'legacy' }), { total: 9, applied: 9 });
+  await t.throwsAsync(app.call('a', { add: 8 }, { idempotencyKey: 'legacy' }), { instanceOf: IdempotencyKeyReusedError });
+  t.is(await total(app), 0, 'not applied again');
 });

@@ -81,7 +81,7 @@ export class App {
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
     this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
-    const idempotency = new Idempotency(this.persistence, o.idempotency, this.metrics);
+    const idempotency = new Idempotency(this.persistence.idempotencyRecords, o.idempotency, this.metrics);
     this.subscriptions = new Subscriptions(this.persistence, this.workers);
     cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, new StorageGate(this.storageHealth, this.persistence, isEnded), idempotency, this.timers, this.subscriptions, new ReadableBatch());
     this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);

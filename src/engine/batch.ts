@@ -87,7 +87,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
     const prepared = prepareInputs(batch);
     this.gate.refuseWrites(batch);
-    this.idempotency.begin();
+    this.idempotency.begin(batch);
     this.timers.begin();
     this.readable.begin();
     const groups = new Map<WorkerNode, Group>();
@@ -159,8 +159,8 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
     const t0 = performance.now();
     try {
-      const { keys, retention } = this.idempotency.forCommit();
-      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
+      const { keys, expireThrough } = this.idempotency.forCommit();
+      this.persistence.commit(rows, { keys, keysExpireThrough: expireThrough, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.gate.commitFailed(error);
@@ -172,6 +172,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
     this.gate.commitSucceeded();
     this.timers.committed();
+    this.idempotency.committed();
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;

@@ -16,8 +16,8 @@ export class Pending implements Request<WorkerNode> {
   stepInput: unknown = undefined;
   /** The caller's idempotency key (null: none). */
   idempotencyKey: string | null = null;
-  /** sha256 (hex) of `logged` (or of `fingerprint`), computed only for a request with an idempotency key. */
-  inputSha256 = '';
+  /** The first 16 bytes of sha256 of `logged` (or of `fingerprint`), computed only for a request with an idempotency key. */
+  inputHash: Uint8Array | null = null;
   /**
    * For a keyed request to a machine with a `stamp`: the CBOR of its input before it was
    * stamped, which its idempotency key is matched on instead of `logged` (null: `logged`).

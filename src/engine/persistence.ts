@@ -10,8 +10,9 @@ import type { RecoveryReport } from '../storage/reports.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { SLICE_ENTRIES, encodeStateSlices, stateEntries } from '../encoding/snapshot-encoding.js';
 import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type SnapshotVerdict } from './snapshot-policy.js';
-import type { BatchExtras, IdempotencyRecord, LogGroup, LogRow, SnapshotMeta, TimerRow } from '../storage/rows.js';
+import type { BatchExtras, LogGroup, LogRow, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
+import type { IdempotencyRecords } from '../storage/idempotency-records.js';
 import { probeWrite } from '../storage/write-probe.js';
 import { backupDatabase } from '../storage/backup.js';
 import { CrashHistory } from '../storage/crash-history.js';
@@ -84,9 +85,9 @@ export class Persistence {
     }
   }
 
-  /** The committed record of an idempotency key (throws StorageError). */
-  findIdempotencyKey(machine: string, key: string, notBefore: string): IdempotencyRecord | undefined {
-    return this.store.findIdempotencyKey(machine, key, notBefore);
+  /** Where the idempotency keys are stored. */
+  get idempotencyRecords(): IdempotencyRecords {
+    return this.store.idempotency;
   }
 
   /** Whether storage takes a write of about `bytes` now, writing nothing lasting; throws StorageError. */

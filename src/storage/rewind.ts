@@ -47,9 +47,24 @@ export function rewindMachine(db: Database, machine: string, seq: number): Rewin
     }
     requestsRemoved += (db.prepare('SELECT coalesce(sum(count), 0) FROM request_log WHERE machine = ? AND first_seq > ?').pluck().get(machine, seq) as number);
     db.prepare('DELETE FROM request_log WHERE machine = ? AND first_seq > ?').run(machine, seq);
-    const keysRemoved = db.prepare('DELETE FROM idempotency_keys WHERE machine = ? AND seq > ?').run(machine, seq).changes;
+    const keysRemoved = rewindIdempotencyKeys(db, machine, seq);
     const timersRemoved = db.prepare('DELETE FROM timers WHERE machine = ? AND set_seq > ?').run(machine, seq).changes;
     db.prepare('UPDATE machines SET durable_seq = ? WHERE name = ?').run(seq, machine);
     return { machine, seq, from: last, snapshotsRemoved, requestsRemoved, keysRemoved, timersRemoved };
   }).immediate();
+}
+
+/** Removes the idempotency keys of `machine`'s requests after `seq`; returns how many. */
+function rewindIdempotencyKeys(db: Database, machine: string, seq: number): number {
+  let removed = 0;
+  const rows = db.prepare('SELECT id, entries FROM idempotency_records WHERE machine = ? AND last_seq > ?').all(machine, seq) as { id: number; entries: string }[];
+  for (const row of rows) {
+    const entries = JSON.parse(row.entries) as [string, number, ...unknown[]][];
+    const kept = entries.filter((e) => e[1] <= seq);
+    removed += entries.length - kept.length;
+    if (kept.length === 0) db.prepare('DELETE FROM idempotency_records WHERE id = ?').run(row.id);
+    // Fingerprints NULL: the engine computes them from the entries at start.
+    else db.prepare('UPDATE idempotency_records SET entries = ?, count = ?, first_seq = ?, last_seq = ?, fingerprints = NULL WHERE id = ?').run(JSON.stringify(kept), kept.length, Math.min(...kept.map((e) => e[1])), Math.max(...kept.map((e) => e[1])), row.id);
+  }
+  return removed;
 }

@@ -26,26 +26,36 @@ export interface ReadableState {
   readonly note: string | null;
 }
 
-/** What an idempotency key recorded: the request it was first used for, and that request's reply. */
-export interface IdempotencyRecord {
-  readonly seq: number;
-  /** sha256 (hex) of the logged input's CBOR. */
-  readonly inputSha256: string;
-  /** CBOR of the output, or null if it was not encodable. */
-  readonly reply: Uint8Array | null;
-}
-
-/** An idempotency key to record in the commit of its request's log row. */
-export interface IdempotencyRow extends IdempotencyRecord {
+/**
+ * One machine's idempotency keys of one batch: one row, written in the batch's commit (a row per
+ * key would cost an index entry at a random place per key in every commit).
+ */
+export interface IdempotencyBatchRow {
+  /** Assigned by the engine, in commit order. */
+  readonly id: number;
   readonly machine: string;
-  readonly key: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly count: number;
+  /** JSON array of `[key, seq]` per request, `[key, seq, 0]` where no reply is kept. */
+  readonly entries: string;
+  /** `keyFingerprint` of each entry, in order, as little-endian u32. */
+  readonly fingerprints: Uint8Array;
+  /** The first 16 bytes of sha256 of each logged input, in order. */
+  readonly hashes: Uint8Array;
+  /** CBOR array of the replies, in order (null where none is kept). */
+  readonly replies: Uint8Array;
 }
 
-/** How long idempotency keys are kept: removed once older than `before` or beyond the newest `maxKeys`. */
-export interface IdempotencyRetention {
-  /** ISO 8601 instant: keys committed before it are removed. */
-  readonly before: string;
-  readonly maxKeys: number;
+/** An idempotency row as read back for a retry. */
+export interface StoredIdempotencyBatch {
+  readonly id: number;
+  readonly machine: string;
+  readonly createdAt: string;
+  readonly entries: string;
+  /** Null for rows migrated from version 7 (their entries hold the hash and reply). */
+  readonly hashes: Uint8Array | null;
+  readonly replies: Uint8Array | null;
 }
 
 /** A change to the timers table, in the order the steps of a batch asked for it. */
@@ -69,8 +79,9 @@ export interface TimerRow {
 
 /** What a batch commits besides its log rows, in the same transaction. */
 export interface BatchExtras {
-  readonly keys: readonly IdempotencyRow[];
-  readonly keyRetention: IdempotencyRetention | null;
+  readonly keys: readonly IdempotencyBatchRow[];
+  /** Idempotency rows up to this id are past retention: removed in this commit. */
+  readonly keysExpireThrough: number | null;
   /** Rows (ids) of the timers whose input this batch delivered. */
   readonly firedTimers: readonly number[];
   readonly timerChanges: readonly TimerChange[];

@@ -4,8 +4,9 @@ import { sha256 } from './checksum.js';
 import { crashPoint } from './crash-points.js';
 import { releaseLock } from './db-lock.js';
 import type { FileLock } from './file-lock.js';
+import { IdempotencyRecords } from './idempotency-records.js';
 import { openWriter } from './open-writer.js';
-import type { BatchExtras, IdempotencyRecord, IdempotencyRetention, LogGroup, Pruned, ReadableState, SnapshotMeta, TimerRow } from './rows.js';
+import type { BatchExtras, LogGroup, Pruned, ReadableState, SnapshotMeta, TimerRow } from './rows.js';
 import { asStorageError } from './sqlite.js';
 import { DEFAULT_DB_PATH, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
@@ -31,12 +32,6 @@ function prepareWrites(db: Database) {
     rejectSnapshot: p(`UPDATE snapshots SET rejected = ? WHERE id = ? AND rejected IS NULL`),
     truncateLog: p(`DELETE FROM request_log WHERE machine = ? AND last_seq <= ?`),
     insertFailed: p(`INSERT INTO failed_requests (machine, after_seq, failed_at, error_name, error_message, stack, input, input_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-    // REPLACE: a key past its retention but not yet removed is used afresh, under a new id.
-    insertKey: p(`INSERT OR REPLACE INTO idempotency_keys (machine, key, seq, input_sha256, reply, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
-    findKey: p(`SELECT seq, input_sha256 AS inputSha256, reply FROM idempotency_keys WHERE machine = ? AND key = ? AND created_at >= ?`),
-    // Both look at the oldest rows only (by id, which grows with time), so each costs what it removes.
-    expireKeysByAge: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND created_at < ?`),
-    expireKeysByCount: p(`DELETE FROM idempotency_keys WHERE id IN (SELECT id FROM idempotency_keys ORDER BY id LIMIT ?) AND id <= (SELECT max(id) FROM idempotency_keys) - ?`),
     // REPLACE: setting a pending timer again replaces it, under a new id (so its old firing is void).
     setTimer: p(`INSERT OR REPLACE INTO timers (machine, timer, due_ms, due_at, input, set_seq, set_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
     cancelTimer: p(`DELETE FROM timers WHERE machine = ? AND timer = ?`),
@@ -47,7 +42,7 @@ function prepareWrites(db: Database) {
   };
 }
 
-const NO_EXTRAS: BatchExtras = { keys: [], keyRetention: null, firedTimers: [], timerChanges: [], entries: [], entriesSeq: [] };
+const NO_EXTRAS: BatchExtras = { keys: [], keysExpireThrough: null, firedTimers: [], timerChanges: [], entries: [], entriesSeq: [] };
 
 /**
  * The writer: the one connection of an application (or of an offline `ssm` command that took
@@ -59,6 +54,8 @@ export class Store extends StoreReader {
   private readonly fileLock: FileLock | null;
   private readonly faults: StoreFaults;
   private readonly writes: ReturnType<typeof prepareWrites>;
+  /** Idempotency keys, written in {@link appendBatch}. */
+  readonly idempotency: IdempotencyRecords;
 
   private constructor(db: Database, path: string, lockKey: string | null, fileLock: FileLock | null, faults: StoreFaults) {
     super(db, path);
@@ -66,6 +63,7 @@ export class Store extends StoreReader {
     this.fileLock = fileLock;
     this.faults = faults;
     this.writes = prepareWrites(db);
+    this.idempotency = new IdempotencyRecords(db, path);
   }
 
   /**
@@ -116,8 +114,7 @@ export class Store extends StoreReader {
         for (const m of extras.entriesSeq) this.writes.setEntriesSeq.run(m.seq, m.machine);
         // In the same transaction as the log rows: a request is applied with its key and its
         // timers, and a timer's input is delivered as its row goes, or none of it happened.
-        for (const k of extras.keys) this.writes.insertKey.run(k.machine, k.key, k.seq, k.inputSha256, k.reply, now);
-        if (extras.keyRetention) this.expireKeys(extras.keyRetention, extras.keys.length);
+        this.idempotency.write(extras.keys, extras.keysExpireThrough, now);
         for (const id of extras.firedTimers) this.writes.deleteTimer.run(id);
         for (const c of extras.timerChanges) {
           if (c.kind === 'set') this.writes.setTimer.run(c.machine, c.timer, c.dueMs, new Date(c.dueMs).toISOString(), c.input, c.seq, now);
@@ -147,21 +144,6 @@ export class Store extends StoreReader {
   /** Removes one timer (its delivery crashed its machine: it is not delivered again). */
   deleteTimer(id: number): void {
     this.write('removing a timer', () => this.writes.deleteTimer.run(id));
-  }
-
-  /**
-   * Removes expired idempotency keys, a bounded number per call so a commit never pauses on a
-   * backlog: more than were just added, so removal keeps up with any steady rate.
-   */
-  private expireKeys(retention: IdempotencyRetention, added: number): void {
-    const limit = Math.max(256, 2 * added);
-    this.writes.expireKeysByAge.run(limit, retention.before);
-    this.writes.expireKeysByCount.run(limit, retention.maxKeys);
-  }
-
-  /** The record of an idempotency key on `machine` committed at or after `notBefore` (ISO 8601). */
-  findIdempotencyKey(machine: string, key: string, notBefore: string): IdempotencyRecord | undefined {
-    return asStorageError('reading idempotency keys', () => this.writes.findKey.get(machine, key, notBefore) as IdempotencyRecord | undefined, this.path);
   }
 
   /**
