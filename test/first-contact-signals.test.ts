@@ -1,6 +1,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { kvTree } from '../src/kv/demo.js';
@@ -84,6 +85,47 @@ for (const [label, cmd, args, npmExit] of [
     });
   }
 }
+
+// Ctrl-C under `npm start` reaches the server twice (the terminal signals the whole group, and
+// npm relays what it gets): the second, a few ms later, is the same Ctrl-C and must not turn the
+// graceful stop into an exit without checkpoint (seen in CI as a lost "application stopped").
+test.serial('a second SIGINT during the drain (npm relaying Ctrl-C) does not cut the graceful stop short: exit 0, request in flight answered, checkpointed', async (t) => {
+  const db = join(tempDir(t), 'ssm.db');
+  const s = await startCommand(process.execPath, ['bin/ssm.js', 'serve', '--db', db, '--port', '0']);
+  t.teardown(() => {
+    try {
+      process.kill(-s.child.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  });
+  for (let i = 0; i < 5; i++) t.is((await postJson(s.url, '/v1/machines/kv1/call', { op: 'store', key: `k${i}`, value: i })).status, 200);
+  // A request whose body is still arriving holds the drain open, so the second signal, npm's
+  // relay, lands while the first one's graceful stop is under way, as it does under load.
+  const { port } = new URL(s.url);
+  const slow = connect(Number(port), '127.0.0.1');
+  await new Promise((r) => slow.once('connect', r));
+  const body = JSON.stringify({ op: 'store', key: 'late', value: 1 });
+  slow.write(`POST /v1/machines/kv1/call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+  await new Promise((r) => setTimeout(r, 100));
+  s.child.kill('SIGINT');
+  while (!/closing the server/.test(s.stderr())) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
+  s.child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 100));
+  let reply = '';
+  slow.on('data', (d) => (reply += d));
+  slow.end(body.slice(5));
+  t.teardown(() => slow.destroy());
+  t.deepEqual(await s.exited, { code: 0, signal: null }, s.stderr());
+  t.regex(s.stderr(), /application stopped: normal/);
+  t.regex(reply, /^HTTP\/1.1 200/, 'the request in flight was answered');
+  const app = await startApplication(kvTree(), { db, logger: false });
+  const root = app.status();
+  const kv1 = root.kind === 'supervisor' ? root.children[0] : undefined;
+  t.true(kv1?.kind === 'worker' && kv1.snapshotSeq === kv1.seq && kv1.seq === 6, 'checkpointed at shutdown');
+  await app.stop();
+});
 
 test.serial('a server started with nohup ... & from an npm script outlives the script’s shell (only npx’s own shell is watched)', async (t) => {
   const dir = tempDir(t);

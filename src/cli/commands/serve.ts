@@ -21,7 +21,7 @@ it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events g
 and so does "created new database at PATH" when --db named no existing file. A port that is
 in use is refused before the database is opened.
 SIGINT/SIGTERM: stops accepting, finishes queued work, checkpoints every machine, closes the
-database and exits 0.
+database and exits 0. A second signal more than 1 s after the first exits at once (130).
 
 Routes:
   POST /v1/machines/NAME/call   body application/cbor or application/json, e.g.
@@ -91,14 +91,50 @@ export async function run(argv: string[]): Promise<number> {
   });
 }
 
+/** A signal this long after the first one to stop forces the exit; sooner, it is a relay of the first. */
+const FORCE_AFTER_MS = 1000;
+
+/**
+ * SIGINT/SIGTERM as one state: the first stops gracefully; a later one while draining means
+ * "now" (exit 130). Ctrl-C under `npm start` reaches us twice, from the terminal (the whole
+ * foreground group) and from npm, which relays what it receives to its child: a signal within
+ * FORCE_AFTER_MS of the first is that same Ctrl-C. Once stopped, signals are ignored until the
+ * process has exited: without a listener a late relay would kill it with the default action.
+ */
+class StopSignals {
+  readonly first: Promise<string>;
+  private resolve!: (signal: string) => void;
+  private at = 0;
+  private stopped = false;
+  private readonly listener = (signal: string): void => this.received(signal);
+
+  constructor() {
+    this.first = new Promise<string>((resolve) => (this.resolve = resolve));
+    process.on('SIGINT', this.listener);
+    process.on('SIGTERM', this.listener);
+  }
+
+  received(signal: string): void {
+    if (this.at === 0) {
+      this.at = Date.now();
+      this.resolve(signal);
+    } else if (!this.stopped && Date.now() - this.at > FORCE_AFTER_MS) process.exit(130);
+  }
+
+  /** The graceful stop is over: keep ignoring signals if one started it, otherwise stop listening. */
+  done(): void {
+    this.stopped = true;
+    if (this.at !== 0) return;
+    process.off('SIGINT', this.listener);
+    process.off('SIGTERM', this.listener);
+  }
+}
+
 async function serveUntilSignalled(db: string, storage: { durability: Durability; create: boolean; readable: boolean }, options: Omit<ServeOptions, 'app'>, respPort?: number): Promise<number> {
   // Signals are caught from the start: one that arrives during recovery stops the server
   // gracefully as soon as it is up, instead of killing the process mid-start.
-  let onSignal!: (signal: string) => void;
-  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const orphanWatch = watchForOrphaning(onSignal);
+  const signals = new StopSignals();
+  const orphanWatch = watchForOrphaning((reason) => signals.received(reason));
   try {
     const app = await announcingNewDatabase(db, async (announce) => {
       const started = await startApplication(kvTree(), { db, ...storage });
@@ -119,17 +155,11 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
     if (resp) console.log(`resp listening on ${resp.url}`);
 
     // Wait for a signal, or for the application to stop on its own (root supervisor gave up).
-    const outcome = await Promise.race([signalled, app.stopped]);
+    const outcome = await Promise.race([signals.first, app.stopped]);
     if (typeof outcome === 'string') {
       process.stderr.write(`[ssm] ${outcome}: closing the server, finishing queued work\n`);
-      // A second signal while draining means "now": exit without waiting.
-      const force = (): void => process.exit(130);
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
       await Promise.all([endpoint.close(), resp?.close()]);
       await app.stop();
-      process.off('SIGINT', force);
-      process.off('SIGTERM', force);
       return 0;
     }
     await Promise.all([endpoint.close({ graceMs: 1000 }), resp?.close({ graceMs: 1000 })]);
@@ -137,8 +167,7 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
     process.stderr.write('[ssm] the application stopped after a failure; exiting\n');
     return 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.done();
     if (orphanWatch) clearInterval(orphanWatch);
   }
 }
