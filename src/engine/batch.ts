@@ -1,7 +1,7 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineRestartingError, MachineStoppedError, StorageError, describe } from '../errors.js';
 import { checkStepResult, stopsNormally, timerCommands } from '../model/machine.js';
-import type { LogGroup } from '../storage/rows.js';
+import type { EntityRegistration, LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
 import type { Logger } from './logger.js';
@@ -61,7 +61,9 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const w = r.target;
     // Its requests wait for a delayed restart (backoff), in order, as for a slow whenReady.
     if (w.status === 'backoff') return w.backoff?.whileWaiting === 'fail' ? null : w.restarted;
-    if (w.status !== 'running' || !w.machine.whenReady) return null;
+    // An entity waking or going to sleep: its requests wait for it, in order, as for a whenReady.
+    if (w.status !== 'running') return w.transition;
+    if (!w.machine.whenReady) return null;
     return w.machine.whenReady(r.input, w.state);
   }
 
@@ -153,14 +155,17 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     if (groups.size === 0 && this.timers.firedTimers.length === 0) return null;
     const rows: LogGroup[] = [];
     let count = 0;
+    let entities: EntityRegistration[] | undefined;
     for (const [w, g] of groups) {
       rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts), requestsJson: g.json && `[${g.json.join(',')}]` });
       count += g.parts.length;
+      // An entity's registry row comes with its first logged request.
+      if (w.family !== null && !w.registered) (entities ??= []).push({ machine: w.name, family: w.family.name, key: w.key, version: w.machine.version });
     }
     const t0 = performance.now();
     try {
       const { keys, retention } = this.idempotency.forCommit();
-      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
+      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq, entities });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.gate.commitFailed(error);
@@ -172,6 +177,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
     this.gate.commitSucceeded();
     this.timers.committed();
+    if (entities) registered(groups);
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;
@@ -213,6 +219,15 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     }
     // Machines that could not be reloaded after a failed commit go through their supervisor too.
     for (const w of this.workers) if (w.status === 'crashed' && !this.isEnded()) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
+  }
+}
+
+/** After the commit that wrote their registry rows: the entities among `written` are known. */
+function registered(written: Map<WorkerNode, unknown>): void {
+  for (const w of written.keys()) {
+    if (w.family === null || w.registered) continue;
+    w.registered = true;
+    if (w.family.known !== null) w.family.known++;
   }
 }
 
