@@ -75,6 +75,7 @@ test('the README TypeScript examples run as written', async (t) => {
     kv: /Ada[\s\S]*math[\s\S]*ada/,
     sharded: /^5\n$/,
     backoff: /^2\n$/,
+    entities: /^10\n\[ 'eu\/7' \]\n2\n$/,
     'kv-ops': /^(60000|59\d{3})\ntrue\nfalse\ntrue\n42\n\[ \[ 'b', 2 \], \[ 'a', 42 \] \]\n$/,
   };
   for (const ex of examples) {
