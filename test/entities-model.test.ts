@@ -1,6 +1,6 @@
 /**
  * Model-based property test of entities (fast-check): random calls to random keys, crashes,
- * idle sleeps, LRU evictions (maxActive 3), checkpoints and restarts of the whole application,
+ * deletes, idle sleeps, LRU evictions (maxActive 3), checkpoints and restarts of the whole application,
  * checked against a plain in-memory Map after every command and across restarts.
  */
 import test from 'ava';
@@ -61,6 +61,17 @@ class Crash implements fc.AsyncCommand<Model, Real> {
   toString = () => `crash(${this.key})`;
 }
 
+class Delete implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly key: string) {}
+  check = () => true;
+  async run(m: Model, r: Real): Promise<void> {
+    const got = await r.app.call<number>(`account/${this.key}`, { op: 'delete' });
+    if (got !== (m.counters.get(this.key) ?? 0)) throw new Error(`delete ${this.key}: got ${got}, model ${m.counters.get(this.key) ?? 0}`);
+    m.counters.delete(this.key);
+  }
+  toString = () => `delete(${this.key})`;
+}
+
 class Idle implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(_m: Model, r: Real): Promise<void> {
@@ -97,6 +108,7 @@ class Restart implements fc.AsyncCommand<Model, Real> {
       if (n === 0) continue;
       if (!listed.has(k)) throw new Error(`${k} (written) not listed after restart`);
     }
+    for (const k of listed.keys()) if (!m.counters.has(k)) throw new Error(`${k} listed after restart but deleted (or never written)`);
   }
   toString = () => 'restart';
 }
@@ -106,6 +118,7 @@ test('entities behave as a plain map of counters through calls, crashes, sleeps,
     fc.tuple(key, fc.integer({ min: 1, max: 9 })).map(([k, by]) => new Add(k, by)),
     key.map((k) => new Get(k)),
     key.map((k) => new Crash(k)),
+    key.map((k) => new Delete(k)),
     fc.constant(new Idle()),
     fc.array(fc.tuple(key, fc.integer({ min: 1, max: 9 })), { minLength: 2, maxLength: 12 }).map((a) => new Concurrent(a)),
     fc.constant(new Restart()),

@@ -277,3 +277,43 @@ test('a stopped application refuses entity calls with a typed error', async (t) 
   await t.throwsAsync(add(app, 'z'), { instanceOf: ApplicationStoppedError });
   await t.throwsAsync(add(app, 'new-one'), { instanceOf: ApplicationStoppedError });
 });
+
+test('a step may delete its entity: state, snapshots, log, failures, keys, timers and registry row go in the commit of that request', async (t) => {
+  const db = tempDb(t, 'ssm-ent-');
+  let app = await startApplication(tree({ idleMs: 60_000 }), { db, logger: false, snapshot: { every: 2 } });
+  for (let i = 0; i < 5; i++) await add(app, 'gone', 1);
+  await app.call('account/gone', { op: 'add', by: 1 }, { idempotencyKey: 'once' });
+  await app.call('account/gone', { op: 'boom' }).catch(() => undefined);
+  await app.call('account/gone', { op: 'later', by: 1, afterMs: 3_600_000 });
+  await add(app, 'kept', 2);
+  const count = (table: string) => (rows(db, `SELECT count(*) AS n FROM ${table} WHERE machine = 'account/gone'`)[0] as { n: number }).n;
+  t.true(count('snapshots') > 0 && count('request_log') > 0 && count('failed_requests') > 0 && count('timers') > 0 && count('idempotency_keys') > 0);
+  t.is(familyStatus(app).known, 2);
+  // In one batch: writes before the delete, the delete, and a write after it.
+  const [before, deleted, after] = await Promise.all([add(app, 'gone', 10), app.call('account/gone', { op: 'delete' }), add(app, 'gone', 3)]);
+  t.deepEqual([before, deleted, after], [16, 16, 3], 'the delete answers with the state it saw; the next request meets a fresh entity');
+  for (const table of ['snapshots', 'failed_requests', 'timers', 'idempotency_keys']) t.is(count(table), 0, `${table} rows of the deleted entity`);
+  t.deepEqual(rows(db, `SELECT first_seq AS f, last_seq AS l FROM request_log WHERE machine = 'account/gone'`), [{ f: 1, l: 1 }], 'only the write after the delete');
+  t.is(familyStatus(app).known, 2, 'deleted and registered again by the write after it');
+  t.is(await app.call('account/gone', { op: 'add', by: 1 }, { idempotencyKey: 'once' }), 4, 'its idempotency keys went with it');
+  await app.call('account/gone', { op: 'delete' });
+  t.is(familyStatus(app).known, 1);
+  t.deepEqual((await app.entities('account')).map((e) => e.key), ['kept']);
+  await t.throwsAsync(app.call('fixed', { op: 'delete' }), { instanceOf: MachineCrashedError }, 'a machine of the tree cannot delete itself');
+  await app.stop();
+  app = await startApplication(tree(), { db, logger: false });
+  t.teardown(() => app.stop());
+  t.is(await get(app, 'gone'), 0);
+  t.is(await get(app, 'kept'), 2);
+  t.deepEqual(rows(db, `SELECT name FROM machines WHERE name = 'account/gone'`), []);
+});
+
+test('a step that stops its entity normally puts it to sleep; its next request wakes it', async (t) => {
+  const app = await startApplication(tree(), { db: tempDb(t, 'ssm-ent-'), logger: false });
+  t.teardown(() => app.stop());
+  await add(app, 's', 4);
+  t.is(await app.call('account/s', { op: 'stop' }), 4);
+  await sleep(20);
+  t.is(familyStatus(app).awake, 0);
+  t.is(await add(app, 's', 1), 5);
+});

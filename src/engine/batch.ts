@@ -1,6 +1,6 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineRestartingError, MachineStoppedError, StorageError, describe } from '../errors.js';
-import { checkStepResult, stopsNormally, timerCommands } from '../model/machine.js';
+import { checkStepResult, deletesEntity, stopsNormally, timerCommands } from '../model/machine.js';
 import type { EntityRegistration, LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
@@ -68,10 +68,10 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
   }
 
   runBatch(batch: Pending[]): BatchOutcome {
-    const { groups, crash, stopAt = -1 } = this.step(batch);
+    const { groups, crash, stopAt = -1, deleted = null } = this.step(batch);
     // A normal stop (issue 12.4) ends the batch after its request, which is answered like any other.
     const done = crash ? batch.slice(0, crash.at) : stopAt >= 0 ? batch.slice(0, stopAt + 1) : batch;
-    const storageError = this.commit(groups);
+    const storageError = this.commit(groups, deleted);
     for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
     if (!storageError) {
       this.snapshots.afterCommit(groups.keys());
@@ -80,13 +80,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     // After a failed commit a machine may be left crashed (its reload failed too).
     const unreloaded = storageError !== null && this.workers.some((w) => w.status === 'crashed');
     // A normal stop whose commit failed did not happen: its machine was reloaded and keeps running.
-    const stopped = stopAt >= 0 && storageError === null ? batch[stopAt]!.target : null;
+    const stopped = stopAt >= 0 && storageError === null && !deleted ? batch[stopAt]!.target : null;
     if (!crash && !unreloaded && stopAt < 0) return { crashedAt: -1 };
     return { crashedAt: crash ? crash.at : stopAt, supervise: () => this.supervise(batch, crash, stopped) };
   }
 
   /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
-  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
+  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number; deleted?: WorkerNode } {
     const prepared = prepareInputs(batch);
     this.gate.refuseWrites(batch);
     this.idempotency.begin();
@@ -113,6 +113,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (this.idempotency.answered(r)) continue;
       let stops = false;
+      let deletes = false;
       let timers: PreparedTimer[] | null = null;
       try {
         this.readable.before(r);
@@ -121,12 +122,21 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         w.state = result[0];
         r.output = result[1];
         stops = stopsNormally(result);
+        deletes = deletesEntity(result);
+        if (deletes && w.family === null) throw new TypeError(`${w.name} is not an entity: only an entity may delete itself`);
         const commands = timerCommands(result);
         if (commands.length > 0) timers = this.timers.prepare(r, commands);
       } catch (error) {
         // Its memory may be half-mutated from here on: nothing may snapshot or step it.
         w.status = 'crashed';
         return { groups, crash: { at: i, error, logged: r.logged } };
+      }
+      if (deletes) {
+        // Its rows go in this commit, and with them what this batch logged of it; a batch ends
+        // here, as after a normal stop, so its later requests meet the entity afresh.
+        groups.delete(w);
+        r.logged = null;
+        return { groups, crash: null, stopAt: i, deleted: w };
       }
       if (r.logged) {
         w.seq++;
@@ -150,9 +160,9 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
    * The commit point: nothing of this batch is released before its log rows are durable.
    * Returns the error that refused the commit, after bringing the machines back to what is durable.
    */
-  private commit(groups: Map<WorkerNode, Group>): StorageError | null {
+  private commit(groups: Map<WorkerNode, Group>, deleted: WorkerNode | null): StorageError | null {
     // A delivered timer whose input was read-only still has its row to remove.
-    if (groups.size === 0 && this.timers.firedTimers.length === 0) return null;
+    if (groups.size === 0 && this.timers.firedTimers.length === 0 && !deleted) return null;
     const rows: LogGroup[] = [];
     let count = 0;
     let entities: EntityRegistration[] | undefined;
@@ -165,19 +175,20 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const t0 = performance.now();
     try {
       const { keys, retention } = this.idempotency.forCommit();
-      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq, entities });
+      this.persistence.commit(rows, { keys, keyRetention: retention, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq, entities, deleted: deleted ? [deleted.name] : undefined });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.gate.commitFailed(error);
       this.timers.commitFailed();
       // Memory is ahead of the disk for these machines: bring them back to what is durable.
-      this.supervision.reloadFromStorage(groups.keys());
+      this.supervision.reloadFromStorage(deleted ? [...groups.keys(), deleted] : groups.keys());
       this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error });
       return error;
     }
     this.gate.commitSucceeded();
     this.timers.committed();
     if (entities) registered(groups);
+    if (deleted) forgotten(deleted);
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;
@@ -229,6 +240,16 @@ function registered(written: Map<WorkerNode, unknown>): void {
     w.registered = true;
     if (w.family.known !== null) w.family.known++;
   }
+}
+
+/** After the commit that removed its rows: a deleted entity goes on from init(), unregistered. */
+function forgotten(w: WorkerNode): void {
+  w.state = w.machine.init();
+  w.seq = w.snapshotSeq = 0;
+  w.snapshot = null;
+  w.growth = { requests: 0, bytes: 0, firstAt: null };
+  if (w.registered && w.family!.known !== null) w.family!.known--;
+  w.registered = false;
 }
 
 /**
