@@ -5,7 +5,7 @@
 import test from 'ava';
 import Database from 'better-sqlite3';
 import { startApplication, type App } from '../src/engine/application.js';
-import { ApplicationStoppedError, ConfigError, MachineCrashedError, UnknownMachineError } from '../src/errors.js';
+import { ApplicationStoppedError, ConfigError, MachineCrashedError, RecoveryError, UnknownMachineError } from '../src/errors.js';
 import { entities, type EntitiesOptions } from '../src/model/entities.js';
 import { supervisor, worker } from '../src/model/tree.js';
 import type { StatusNode } from '../src/engine/runtime-tree.js';
@@ -316,4 +316,24 @@ test('a step that stops its entity normally puts it to sleep; its next request w
   await sleep(20);
   t.is(familyStatus(app).awake, 0);
   t.is(await add(app, 's', 1), 5);
+});
+
+test('an entity whose log is corrupt refuses its requests with RecoveryError, each time; the others go on', async (t) => {
+  const db = tempDb(t, 'ssm-ent-');
+  let app = await startApplication(tree(), { db, logger: false });
+  await add(app, 'bad', 1);
+  await add(app, 'ok', 1);
+  await app.call('account/bad', { op: 'delete' }).then(() => add(app, 'bad', 1));
+  await app.stop();
+  const conn = new Database(db);
+  // Drop its snapshots and flip a byte of its log: only a checksum can tell.
+  conn.prepare(`DELETE FROM snapshots WHERE machine = 'account/bad'`).run();
+  conn.prepare(`INSERT INTO request_log (machine, first_seq, last_seq, count, logged_at, size, requests, checksum) VALUES ('account/bad', 2, 2, 1, 'x', 1, x'a0', 'not-the-checksum')`).run();
+  conn.close();
+  app = await startApplication(tree(), { db, logger: false });
+  t.teardown(() => app.stop());
+  await t.throwsAsync(get(app, 'bad'), { instanceOf: RecoveryError });
+  await t.throwsAsync(get(app, 'bad'), { instanceOf: RecoveryError }, 'tried again on the next request');
+  t.is(await get(app, 'ok'), 1);
+  t.is(familyStatus(app).awake, 1);
 });

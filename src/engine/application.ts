@@ -131,7 +131,7 @@ export class App {
   }
 
   /**
-   * Sends `input` to machine `name` and resolves with its output once the request is durable.
+   * Sends `input` to machine `name` (or entity `'<family>/<key>'`) and resolves with its output once durable.
    * Rejects with QueueFullError, UnknownMachineError, CallTimeoutError, MachineCrashedError,
    * StorageError, MachineStoppedError or ApplicationStoppedError.
    */
