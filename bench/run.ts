@@ -22,6 +22,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   resp: async () => (await import('./sections/resp.js')).runResp,
   readable: async () => (await import('./sections/readable.js')).runReadable,
   idempotency: async () => (await import('./sections/idempotency.js')).runIdempotency,
+  entities: async () => (await import('./sections/entities.js')).runEntities,
 };
 
 async function main(): Promise<number> {

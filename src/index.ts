@@ -1,6 +1,8 @@
-export { defineMachine, stopNormally, setTimer, cancelTimer, withTimers, type EntryProjection, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StepEffects, type StopDirective, type TimerCommand } from './model/machine.js';
+export { defineMachine, deleteEntity, stopNormally, setTimer, cancelTimer, withTimers, type EntryProjection, type Machine, type MachineDefinition, type AnyMachine, type StepResult, type StepEffects, type StopDirective, type TimerCommand } from './model/machine.js';
 export type { BackoffOptions } from './model/backoff.js';
 export { worker, supervisor, type Strategy, type RestartType, type WorkerOptions, type SupervisorOptions, type WorkerSpec, type SupervisorSpec, type ChildSpec } from './model/tree.js';
+export { entities, MAX_ENTITY_KEY_BYTES, type EntitiesOptions, type EntitiesSpec } from './model/entities.js';
+export type { EntityListing, EntityPageOptions } from './storage/rows.js';
 export { startApplication, App, type StopResult } from './engine/application.js';
 export type { HealthReport } from './engine/health-report.js';
 export type { ApplicationOptions, CallOptions, CrashLoopOptions, IdempotencyRetentionOptions } from './engine/options.js';

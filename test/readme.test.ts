@@ -52,7 +52,7 @@ test('every sqlite3 query of the cookbook runs with the real sqlite3 CLI against
     const kv2 = rows.find((r) => r.machine === 'kv2')!;
     const status = app.status();
     const seqOf = (name: string): number => {
-      const find = (n: typeof status): number | undefined => (n.kind === 'worker' ? (n.name === name ? n.seq : undefined) : n.children.map(find).find((x) => x !== undefined));
+      const find = (n: typeof status): number | undefined => (n.kind === 'worker' ? (n.name === name ? n.seq : undefined) : n.kind === 'entities' ? undefined : n.children.map(find).find((x) => x !== undefined));
       return find(status)!;
     };
     t.is(kv2.last_seq, seqOf('kv2'));
@@ -75,6 +75,7 @@ test('the README TypeScript examples run as written', async (t) => {
     kv: /Ada[\s\S]*math[\s\S]*ada/,
     sharded: /^5\n$/,
     backoff: /^2\n$/,
+    entities: /^10\n\[ 'eu\/7' \]\n2\n$/,
     'kv-ops': /^(60000|59\d{3})\ntrue\nfalse\ntrue\n42\n\[ \[ 'b', 2 \], \[ 'a', 42 \] \]\n$/,
   };
   for (const ex of examples) {

@@ -115,7 +115,7 @@ test('redis-cli: commands that are not one KV request are refused inside MULTI a
 test('MULTI/EXEC is one atomic batch request: one log entry, applied in one step', async (t) => {
   const { port, app } = await harness(t);
   const before = app.status();
-  const seqOf = (n: typeof before): number => (n.kind === 'worker' ? (n.name === 'kv1' ? n.seq : -1) : Math.max(...n.children.map(seqOf)));
+  const seqOf = (n: typeof before): number => (n.kind === 'worker' ? (n.name === 'kv1' ? n.seq : -1) : n.kind === 'entities' ? -1 : Math.max(...n.children.map(seqOf)));
   const seq0 = seqOf(before);
   const out = await script(port, ['MULTI', ...Array.from({ length: 50 }, (_, i) => `SET m${i} ${i} EX 1000`), 'INCR m1', 'EXEC']);
   t.is(out.split('\n').slice(0, -1).at(-1), '2');

@@ -18,7 +18,8 @@ import { progress } from './progress.js';
 export const MODULE_HELP = `  --module PATH  ES module with the machine definitions, for applications other than the
                  KV store. Its default export (or its \`machines\` export) is either an object
                  { name: machine } or a function (name) => machine, where a machine comes
-                 from defineMachine(). Without it, every machine is read as the KV store
+                 from defineMachine(); an entity FAMILY/KEY is read with the entry of
+                 its FAMILY (a function gets the whole name). Without it, every machine is read as the KV store
                  (kvMachine() from the examples). Replay runs each machine's step, so the
                  definitions must be the ones that wrote the database. A database whose
                  machines are plainly not KV stores is refused without it (exit code 3).`;
@@ -64,7 +65,10 @@ export async function loadMachines(modulePath?: string): Promise<MachineResolver
     const cache = new Map<string, AnyMachine>();
     return (name) => {
       let m = cache.get(name);
-      if (!m) cache.set(name, (m = asMachine(Object.hasOwn(table, name) ? table[name] : undefined, name, source)));
+      // An entity '<family>/<key>' is defined by its family's entry.
+      const family = name.includes('/') ? name.slice(0, name.indexOf('/')) : null;
+      const def = Object.hasOwn(table, name) ? table[name] : family !== null && Object.hasOwn(table, family) ? table[family] : undefined;
+      if (!m) cache.set(name, (m = asMachine(def, name, source)));
       return m;
     };
   }
@@ -143,10 +147,13 @@ export function refuseForeignDatabase(store: StoreReader, modulePath: string | u
 
 /** Throws UnknownMachineError (listing the known ones) unless `name` is in the database. */
 export function requireMachine(store: StoreReader, name: string): void {
+  // Indexed: a database of millions of entities answers without listing them.
+  if (store.lastSeq(name) > 0 || store.durableSeq(name) !== null) return;
   const names = store.knownMachineNames();
   if (!names.includes(name)) {
     const err = new UnknownMachineError(name);
-    throw new SsmError(err.code, `${err.message} in ${store.path} (machines: ${names.join(', ') || 'none'})`);
+    const shown = names.length > 20 ? `${names.slice(0, 20).join(', ')} and ${names.length - 20} more` : names.join(', ') || 'none';
+    throw new SsmError(err.code, `${err.message} in ${store.path} (machines: ${shown})`);
   }
 }
 

@@ -6,7 +6,7 @@ import { interruptible } from './interrupt.js';
  * `ssm`: a dispatcher. Each command lives in `src/cli/<name>.ts` and exports
  * `run(argv: string[]): Promise<number>` (the exit code) and `summary` (one line for --help).
  */
-export const COMMANDS = ['serve', 'demo', 'inspect', 'log', 'failed', 'timers', 'backup', 'restore', 'views', 'release', 'checkpoint', 'compact', 'verify'] as const;
+export const COMMANDS = ['serve', 'demo', 'inspect', 'entities', 'log', 'failed', 'timers', 'backup', 'restore', 'views', 'release', 'checkpoint', 'compact', 'verify'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface CommandModule {

@@ -5,7 +5,8 @@ import { checkIdempotencyKey } from './idempotency.js';
 import type { EventLoop } from './event-loop.js';
 import type { Metrics } from './metrics.js';
 import type { CallOptions } from './options.js';
-import { Pending, ignore } from './pending.js';
+import { EntityPending, Pending, ignore } from './pending.js';
+import type { EntityRuntime } from './entities.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { MAX_TIMER_MS } from './snapshot-scheduler.js';
 
@@ -38,7 +39,14 @@ export class Admission {
     private readonly metrics: Metrics,
     private readonly limits: { readonly callTimeoutMs: number; readonly maxPayloadBytes: number },
     private readonly isEnded: () => boolean,
+    /** Entities, looked up only for a name that is not a machine of the tree. */
+    private readonly entities: EntityRuntime | null = null,
   ) {}
+
+  /** The machine `name` addresses: of the tree, or of an entity family (nothing is woken). */
+  private machineOf(name: string): WorkerNode['machine'] | undefined {
+    return this.workers.get(name)?.machine ?? this.entities?.machineOf(name);
+  }
 
   /** A trusted input, stepped as given; the reply is the output value. */
   admitValue(name: string, input: unknown, options: CallOptions, resolve: Resolve, reject: Reject): void {
@@ -47,11 +55,11 @@ export class Admission {
 
   /** An input from an untrusted source, already decoded: the machine's `validate` runs first. */
   admitUntrusted(name: string, input: unknown, options: CallOptions, resolve: Resolve, reject: Reject): void {
-    const w = this.workers.get(name);
-    if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    const machine = this.machineOf(name);
+    if (!machine) return this.refuse(reject, new UnknownMachineError(name));
     let valid: unknown;
     try {
-      valid = w.machine.validate(input);
+      valid = machine.validate(input);
     } catch (err) {
       return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
     }
@@ -60,12 +68,12 @@ export class Admission {
 
   /** Wire bytes, decoded and validated by the machine's codec; the reply is encoded by it too. */
   admitBytes(name: string, bytes: Uint8Array, options: CallOptions, resolve: Resolve, reject: Reject): void {
-    const w = this.workers.get(name);
-    if (!w) return this.refuse(reject, new UnknownMachineError(name));
+    const machine = this.machineOf(name);
+    if (!machine) return this.refuse(reject, new UnknownMachineError(name));
     if (bytes.byteLength > this.limits.maxPayloadBytes) return this.refuse(reject, new PayloadTooLargeError(bytes.byteLength, this.limits.maxPayloadBytes));
     let input: unknown;
     try {
-      input = w.machine.validate(w.machine.codec.decode(bytes));
+      input = machine.validate(machine.codec.decode(bytes));
     } catch (err) {
       return this.refuse(reject, err instanceof DecodeError ? err : new DecodeError(`undecodable input for ${name}: ${describe(err)}`, { cause: err }));
     }
@@ -100,11 +108,22 @@ export class Admission {
       }
     }
     if (!this.accepting) return this.refuse(reject, new ApplicationStoppedError());
-    const w = this.workers.get(name);
-    if (!w) return this.refuse(reject, new UnknownMachineError(name));
-    if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, Math.max(0, w.restartAt - Date.now())));
-    if (w.status === 'held' && w.held) return this.refuse(reject, new MachineHeldError(name, w.held.runs, w.held.windowMs));
-    if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
+    let w = this.workers.get(name);
+    let entity = false;
+    if (w) {
+      if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, Math.max(0, w.restartAt - Date.now())));
+      if (w.status === 'held' && w.held) return this.refuse(reject, new MachineHeldError(name, w.held.runs, w.held.windowMs));
+      if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
+    } else {
+      // Not a machine of the tree: an entity '<family>/<key>', woken here if it sleeps.
+      try {
+        w = this.entities?.resolve(name);
+      } catch (err) {
+        return this.refuse(reject, err);
+      }
+      if (!w) return this.refuse(reject, new UnknownMachineError(name));
+      entity = true;
+    }
     let fingerprint: Uint8Array | null = null;
     if (w.machine.stamp) {
       // The key is matched on the input as the caller sent it: a retry is stamped anew.
@@ -121,7 +140,7 @@ export class Admission {
         return this.refuse(reject, err instanceof SsmError ? err : new DecodeError(`invalid input for ${name}: ${describe(err)}`, { cause: err }));
       }
     }
-    const req = new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
+    const req = entity ? new EntityPending(w, input, encodeOutput, resolve, reject, this.metrics) : new Pending(w, input, encodeOutput, resolve, reject, this.metrics);
     if (idempotencyKey !== undefined) req.idempotencyKey = idempotencyKey;
     req.fingerprint = fingerprint;
     try {

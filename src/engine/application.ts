@@ -1,6 +1,6 @@
 import { ApplicationStoppedError, UnknownMachineError, describe } from '../errors.js';
 import { workerNames, type SupervisorSpec } from '../model/tree.js';
-import type { SnapshotMeta } from '../storage/rows.js';
+import type { EntityListing, EntityPageOptions, SnapshotMeta } from '../storage/rows.js';
 import type { BackgroundCheck, IntegrityStatus } from '../storage/background-check.js';
 import type { BackupOptions, BackupReport } from '../storage/reports.js';
 import { Store } from '../storage/store.js';
@@ -15,10 +15,12 @@ import type { ChangeListener, SubscribeOptions, Subscription } from './change-fe
 import { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import { Metrics, renderPrometheus } from './metrics.js';
+import { gaugesOf } from './gauges.js';
 import { resolveApplicationOptions, type ApplicationOptions, type CallOptions } from './options.js';
 import type { Pending } from './pending.js';
 import { Persistence } from './persistence.js';
-import { SupervisorNode, WorkerNode, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
+import { SupervisorNode, WorkerNode, familiesOf, statusOf, workersOf, type StatusNode } from './runtime-tree.js';
+import { EntityRuntime } from './entities.js';
 import { SnapshotScheduler } from './snapshot-scheduler.js';
 import { StorageHealth } from './storage-health.js';
 import { StorageGate } from './storage-gate.js';
@@ -48,6 +50,7 @@ export class App {
   private readonly snapshots: SnapshotScheduler;
   private readonly timers: Timers;
   private readonly subscriptions: Subscriptions;
+  private readonly entityRuntime: EntityRuntime;
   private readonly log: Logger;
   private readonly storageHealth = new StorageHealth();
   private ended = false;
@@ -65,14 +68,7 @@ export class App {
     for (const w of this.order) w.readable = o.readable(w.name);
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     const isEnded = (): boolean => this.ended;
-    const store = Store.open(o.db, { durability: o.durability, create: o.create, faults: o.faults });
-    this.persistence = new Persistence(store, o.snapshot, this.log, this.metrics);
-    try {
-      this.persistence.registerMachines(this.order);
-    } catch (err) {
-      this.persistence.close();
-      throw err;
-    }
+    this.persistence = Persistence.open(Store.open(o.db, { durability: o.durability, create: o.create, faults: o.faults }), o.snapshot, this.log, this.metrics, this.order);
     this.supervision = new Supervision(this.persistence, this.log, this.metrics, new CrashLoopGuard(this.persistence.crashes, o.crashLoop, this.log), (err) => this.shutdown({ reason: 'failure', error: err }), (ms, fn) => this.loop.after(ms, fn));
     // The loop runs the cycle, and the cycle snapshots under the loop's lock: bound once both exist.
     let cycle!: BatchCycle;
@@ -80,11 +76,13 @@ export class App {
     this.loop.onBatch = (n) => this.metrics.batchSize.observe(n);
     this.loop.onError = (err) => this.log({ type: 'application_stopped', reason: `internal error: ${describe(err)}` });
     this.snapshots = new SnapshotScheduler(this.persistence, this.loop, this.order);
-    this.timers = new Timers(this.persistence, this.loop, this.workers, this.metrics, this.log);
+    this.supervision.superviseEntities((this.entityRuntime = new EntityRuntime(familiesOf(this.root), o.readable, this.persistence, this.loop, this.metrics, this.log)));
+    const entities = this.entityRuntime.size > 0 ? this.entityRuntime : null;
+    this.timers = new Timers(this.persistence, this.loop, entities ? this.entityRuntime.withEntities(this.workers) : this.workers, this.metrics, this.log);
     const idempotency = new Idempotency(this.persistence.idempotencyRecords, o.idempotency, this.metrics);
     this.subscriptions = new Subscriptions(this.persistence, this.workers);
     cycle = new BatchCycle(this.persistence, this.supervision, this.snapshots, this.order, this.metrics, this.log, isEnded, new StorageGate(this.storageHealth, this.persistence, isEnded), idempotency, this.timers, this.subscriptions, new ReadableBatch());
-    this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded);
+    this.admission = new Admission(this.workers, this.loop, this.metrics, o, isEnded, entities);
   }
 
   private integrityCheck: BackgroundCheck | null = null;
@@ -133,7 +131,7 @@ export class App {
   }
 
   /**
-   * Sends `input` to machine `name` and resolves with its output once the request is durable.
+   * Sends `input` to machine `name` (or entity `'<family>/<key>'`) and resolves with its output once durable.
    * Rejects with QueueFullError, UnknownMachineError, CallTimeoutError, MachineCrashedError,
    * StorageError, MachineStoppedError or ApplicationStoppedError.
    */
@@ -167,9 +165,19 @@ export class App {
     this.admission.admitCast(name, input);
   }
 
-  /** The supervision tree with each machine's state of life, restarts, last error and sequence numbers. */
+  /** The supervision tree: each machine's state of life, restarts, last error and seqs; a family as one node with counts. */
   status(): StatusNode {
-    return statusOf(this.root);
+    return statusOf(this.root, (f) => this.entityRuntime.known(f));
+  }
+
+  /**
+   * A page of family `name`'s registered entities (those that committed a request) in key order:
+   * keys starting with `prefix`, after `after` (the previous page's last key), at most `limit`
+   * (default 100, at most 1000). Rejects with UnknownMachineError, ConfigError, StorageError.
+   */
+  async entities(name: string, options: EntityPageOptions = {}): Promise<EntityListing[]> {
+    if (this.ended) throw new ApplicationStoppedError();
+    return this.entityRuntime.list(name, options);
   }
 
   /**
@@ -195,13 +203,7 @@ export class App {
 
   /** Prometheus text exposition of this application's metrics. */
   prometheus(): string {
-    return renderPrometheus(this.metrics, {
-      queueDepth: this.loop.depth,
-      queueCapacity: this.loop.capacity,
-      storageFailing: this.storageHealth.failing,
-      timersPending: this.ended ? 0 : this.timers.pendingCount(),
-      machines: this.order.map((w) => ({ name: w.name, status: w.status, seq: w.seq, restarts: w.restarts })),
-    });
+    return renderPrometheus(this.metrics, gaugesOf(this.loop, this.storageHealth, this.ended ? null : this.timers, this.order, this.entityRuntime));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { cbor } from '../encoding/cbor.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineRestartingError, MachineStoppedError, StorageError, describe } from '../errors.js';
-import { checkStepResult, stopsNormally, timerCommands } from '../model/machine.js';
-import type { LogGroup } from '../storage/rows.js';
+import { checkStepResult, deletesEntity, stopsNormally, timerCommands } from '../model/machine.js';
+import type { EntityRegistration, LogGroup } from '../storage/rows.js';
 import type { BatchOutcome, BatchRunner } from './event-loop.js';
 import { prepareInputs } from './input-preparation.js';
 import type { Logger } from './logger.js';
@@ -61,15 +61,17 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     const w = r.target;
     // Its requests wait for a delayed restart (backoff), in order, as for a slow whenReady.
     if (w.status === 'backoff') return w.backoff?.whileWaiting === 'fail' ? null : w.restarted;
-    if (w.status !== 'running' || !w.machine.whenReady) return null;
+    // An entity waking or going to sleep: its requests wait for it, in order, as for a whenReady.
+    if (w.status !== 'running') return w.transition;
+    if (!w.machine.whenReady) return null;
     return w.machine.whenReady(r.input, w.state);
   }
 
   runBatch(batch: Pending[]): BatchOutcome {
-    const { groups, crash, stopAt = -1 } = this.step(batch);
+    const { groups, crash, stopAt = -1, deleted = null } = this.step(batch);
     // A normal stop (issue 12.4) ends the batch after its request, which is answered like any other.
     const done = crash ? batch.slice(0, crash.at) : stopAt >= 0 ? batch.slice(0, stopAt + 1) : batch;
-    const storageError = this.commit(groups);
+    const storageError = this.commit(groups, deleted);
     for (const r of done) this.reply(r, storageError !== null && groups.has(r.target) ? storageError : r.error);
     if (!storageError) {
       this.snapshots.afterCommit(groups.keys());
@@ -78,13 +80,13 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     // After a failed commit a machine may be left crashed (its reload failed too).
     const unreloaded = storageError !== null && this.workers.some((w) => w.status === 'crashed');
     // A normal stop whose commit failed did not happen: its machine was reloaded and keeps running.
-    const stopped = stopAt >= 0 && storageError === null ? batch[stopAt]!.target : null;
+    const stopped = stopAt >= 0 && storageError === null && !deleted ? batch[stopAt]!.target : null;
     if (!crash && !unreloaded && stopAt < 0) return { crashedAt: -1 };
     return { crashedAt: crash ? crash.at : stopAt, supervise: () => this.supervise(batch, crash, stopped) };
   }
 
   /** Steps every request in order, up to the first crash; numbers and groups the logged ones. */
-  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number } {
+  private step(batch: Pending[]): { groups: Map<WorkerNode, Group>; crash: Crash | null; stopAt?: number; deleted?: WorkerNode } {
     const prepared = prepareInputs(batch);
     this.gate.refuseWrites(batch);
     this.idempotency.begin(batch);
@@ -111,6 +113,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (this.idempotency.answered(r)) continue;
       let stops = false;
+      let deletes = false;
       let timers: PreparedTimer[] | null = null;
       try {
         this.readable.before(r);
@@ -119,12 +122,21 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
         w.state = result[0];
         r.output = result[1];
         stops = stopsNormally(result);
+        deletes = deletesEntity(result);
+        if (deletes && w.family === null) throw new TypeError(`${w.name} is not an entity: only an entity may delete itself`);
         const commands = timerCommands(result);
         if (commands.length > 0) timers = this.timers.prepare(r, commands);
       } catch (error) {
         // Its memory may be half-mutated from here on: nothing may snapshot or step it.
         w.status = 'crashed';
         return { groups, crash: { at: i, error, logged: r.logged } };
+      }
+      if (deletes) {
+        // Its rows go in this commit, and with them what this batch logged of it; a batch ends
+        // here, as after a normal stop, so its later requests meet the entity afresh.
+        groups.delete(w);
+        r.logged = null;
+        return { groups, crash: null, stopAt: i, deleted: w };
       }
       if (r.logged) {
         w.seq++;
@@ -148,31 +160,36 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
    * The commit point: nothing of this batch is released before its log rows are durable.
    * Returns the error that refused the commit, after bringing the machines back to what is durable.
    */
-  private commit(groups: Map<WorkerNode, Group>): StorageError | null {
+  private commit(groups: Map<WorkerNode, Group>, deleted: WorkerNode | null): StorageError | null {
     // A delivered timer whose input was read-only still has its row to remove.
-    if (groups.size === 0 && this.timers.firedTimers.length === 0) return null;
+    if (groups.size === 0 && this.timers.firedTimers.length === 0 && !deleted) return null;
     const rows: LogGroup[] = [];
     let count = 0;
+    let entities: EntityRegistration[] | undefined;
     for (const [w, g] of groups) {
       rows.push({ machine: w.name, firstSeq: g.firstSeq, lastSeq: w.seq, count: g.parts.length, requests: g.parts.length === 1 ? g.parts[0]! : Buffer.concat(g.parts), requestsJson: g.json && `[${g.json.join(',')}]` });
       count += g.parts.length;
+      // An entity's registry row comes with its first logged request.
+      if (w.family !== null && !w.registered) (entities ??= []).push({ machine: w.name, family: w.family.name, key: w.key, version: w.machine.version });
     }
     const t0 = performance.now();
     try {
       const { keys, expireThrough } = this.idempotency.forCommit();
-      this.persistence.commit(rows, { keys, keysExpireThrough: expireThrough, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq });
+      this.persistence.commit(rows, { keys, keysExpireThrough: expireThrough, firedTimers: this.timers.firedTimers, timerChanges: this.timers.timerChanges, entries: this.readable.entries, entriesSeq: this.readable.entriesSeq, entities, deleted: deleted ? [deleted.name] : undefined });
     } catch (err) {
       const error = err instanceof StorageError ? err : new StorageError(describe(err), { cause: err });
       this.gate.commitFailed(error);
       this.timers.commitFailed();
       // Memory is ahead of the disk for these machines: bring them back to what is durable.
-      this.supervision.reloadFromStorage(groups.keys());
+      this.supervision.reloadFromStorage(deleted ? [...groups.keys(), deleted] : groups.keys());
       this.log({ type: 'storage_failed', machines: [...groups.keys()].map((w) => w.name), error });
       return error;
     }
     this.gate.commitSucceeded();
     this.timers.committed();
     this.idempotency.committed();
+    if (entities) registered(groups);
+    if (deleted) forgotten(deleted);
     const now = performance.now();
     this.metrics.commitSeconds.observe((now - t0) / 1000);
     this.metrics.loggedRequests += count;
@@ -215,6 +232,25 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
     // Machines that could not be reloaded after a failed commit go through their supervisor too.
     for (const w of this.workers) if (w.status === 'crashed' && !this.isEnded()) await this.supervision.crashed(w, new StorageError(w.lastError ?? 'reload failed'));
   }
+}
+
+/** After the commit that wrote their registry rows: the entities among `written` are known. */
+function registered(written: Map<WorkerNode, unknown>): void {
+  for (const w of written.keys()) {
+    if (w.family === null || w.registered) continue;
+    w.registered = true;
+    if (w.family.known !== null) w.family.known++;
+  }
+}
+
+/** After the commit that removed its rows: a deleted entity goes on from init(), unregistered. */
+function forgotten(w: WorkerNode): void {
+  w.state = w.machine.init();
+  w.seq = w.snapshotSeq = 0;
+  w.snapshot = null;
+  w.growth = { requests: 0, bytes: 0, firstAt: null };
+  if (w.registered && w.family!.known !== null) w.family!.known--;
+  w.registered = false;
 }
 
 /**

@@ -1,3 +1,6 @@
+import type { Logger } from './logger.js';
+import type { WorkerNode } from './runtime-tree.js';
+
 /**
  * Runs a possibly-async hook under a grace time. Resolves to `ok`, `timeout` (the hook is
  * abandoned: its promise keeps running but nobody waits for it) or the error it threw.
@@ -31,4 +34,12 @@ export async function runWithGrace(fn: () => void | Promise<void>, graceMs: numb
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs `w`'s `onStart` or `onTerminate` hook under its grace time, logging a timeout or a throw. */
+export async function runHook(w: WorkerNode, hook: 'onStart' | 'onTerminate', log: Logger): Promise<void> {
+  const fn = hook === 'onStart' ? () => w.machine.onStart!(w.name, w.state) : () => w.machine.onTerminate!(w.name, w.state);
+  const r = await runWithGrace(fn, w.shutdownMs);
+  if (r.outcome === 'timeout') log({ type: 'hook_timeout', machine: w.name, hook, ms: w.shutdownMs });
+  else if (r.outcome === 'error') log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
 }

@@ -42,6 +42,11 @@ export class Metrics {
   timersFired = 0;
   /** How late timers are delivered: from due time to the step. */
   readonly timerLagSeconds = new Histogram([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 60, 3600]);
+  /** Entities woken (rebuilt from their snapshot and log) and put to sleep. */
+  wakes = 0;
+  sleeps = 0;
+  /** How long waking an entity takes: its restore and its onStart hook. */
+  readonly wakeSeconds = new Histogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1]);
 
   error(code: string): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -64,7 +69,7 @@ function escapeLabel(v: string): string {
 }
 
 /** Prometheus exposition text for the metrics plus gauges read at scrape time. */
-export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; storageFailing: boolean; timersPending: number; machines: readonly { name: string; status: string; seq: number; restarts: number }[] }): string {
+export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queueCapacity: number; storageFailing: boolean; timersPending: number; machines: readonly { name: string; status: string; seq: number; restarts: number }[]; families?: readonly { name: string; awake: number }[] }): string {
   const lines: string[] = [
     '# HELP ssm_calls_total Requests accepted into the queue.',
     '# TYPE ssm_calls_total counter',
@@ -118,6 +123,16 @@ export function renderPrometheus(m: Metrics, gauges: { queueDepth: number; queue
     '# HELP ssm_machine_restarts Restarts per machine since the application started.',
     '# TYPE ssm_machine_restarts gauge',
     ...gauges.machines.map((x) => `ssm_machine_restarts{machine="${escapeLabel(x.name)}"} ${x.restarts}`),
+    '# HELP ssm_entity_wakes_total Entities woken from their snapshot and log.',
+    '# TYPE ssm_entity_wakes_total counter',
+    `ssm_entity_wakes_total ${m.wakes}`,
+    '# HELP ssm_entity_sleeps_total Entities put to sleep (out of memory).',
+    '# TYPE ssm_entity_sleeps_total counter',
+    `ssm_entity_sleeps_total ${m.sleeps}`,
+    ...histogram('ssm_entity_wake_seconds', 'Latency of waking one entity (restore and onStart).', m.wakeSeconds),
+    '# HELP ssm_entities_awake Entities in memory, per family.',
+    '# TYPE ssm_entities_awake gauge',
+    ...(gauges.families ?? []).map((f) => `ssm_entities_awake{family="${escapeLabel(f.name)}"} ${f.awake}`),
   ];
   return lines.join('\n') + '\n';
 }

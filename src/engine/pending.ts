@@ -54,5 +54,21 @@ export class Pending implements Request<WorkerNode> {
   }
 }
 
+/**
+ * A request to an entity: counted on its entity while unsettled, so the entity is never put
+ * to sleep with a request in flight. A subclass, so requests to machines of the tree pay nothing.
+ */
+export class EntityPending extends Pending {
+  constructor(target: WorkerNode, input: unknown, encodeOutput: boolean, resolve: (v: unknown) => void, reject: (e: unknown) => void, metrics: Metrics) {
+    super(target, input, encodeOutput, resolve, reject, metrics);
+    target.inFlight++;
+  }
+
+  override settle(err: unknown, output?: unknown): void {
+    if (this.status !== 'settled') this.target.inFlight--;
+    super.settle(err, output);
+  }
+}
+
 /** The continuation of a cast: nobody waits for its reply. */
 export const ignore = (): void => {};

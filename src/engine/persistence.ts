@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StorageError, describe } from '../errors.js';
-import { renderedEntries, renderedState } from './readable-state.js';
-import { decodeCbor } from '../encoding/cbor.js';
-import { toJson } from '../encoding/json.js';
+import { inputAsJson, renderedEntries, renderedState } from './readable-state.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { recoverState } from '../storage/recovery.js';
@@ -13,6 +11,7 @@ import { quietUntil, snapshotVerdict, type ResolvedSnapshotPolicy, type Snapshot
 import type { BatchExtras, LogGroup, LogRow, SnapshotMeta, TimerRow } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import type { IdempotencyRecords } from '../storage/idempotency-records.js';
+import type { EntityStore } from '../storage/entity-store.js';
 import { probeWrite } from '../storage/write-probe.js';
 import { backupDatabase } from '../storage/backup.js';
 import { CrashHistory } from '../storage/crash-history.js';
@@ -41,14 +40,26 @@ export class Persistence {
     this.crashes = new CrashHistory(store.db, store.path);
   }
 
+  /** The entity registry: listing, counting, one transaction for many snapshots. */
+  get entities(): EntityStore {
+    return this.store.entities;
+  }
+
   /** Path of the database file. */
   get path(): string {
     return this.store.path;
   }
 
-  /** Records the machines of the tree (idempotent). */
-  registerMachines(workers: readonly WorkerNode[]): void {
-    this.store.registerMachines(workers.map((w) => ({ name: w.name, version: w.machine.version })));
+  /** Opens the store and records the machines of the tree (idempotent); closes it again if that fails. */
+  static open(store: Store, policy: ResolvedSnapshotPolicy, log: Logger, metrics: Metrics, workers: readonly WorkerNode[]): Persistence {
+    const p = new Persistence(store, policy, log, metrics);
+    try {
+      store.registerMachines(workers.map((w) => ({ name: w.name, version: w.machine.version })));
+    } catch (err) {
+      p.close();
+      throw err;
+    }
+    return p;
   }
 
   /** The group commit of one batch, with its keys and timers; throws StorageError, having written nothing of it. */
@@ -167,7 +178,8 @@ export class Persistence {
     w.snapshotSeq = report.snapshotSeq;
     w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
     w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? performance.now() : null };
-    this.syncEntries(w);
+    // An entity never written has no rows to bring up to date, and must write none.
+    if (!(w.family && w.seq === 0)) this.syncEntries(w);
     return report;
   }
 
@@ -276,14 +288,5 @@ export class Persistence {
     // Back off: the next attempt comes after as much growth again.
     w.growth = { requests: 0, bytes: 0, firstAt: null };
     this.log({ type: 'snapshot_failed', machine: w.name, error });
-  }
-}
-
-function inputAsJson(input: Uint8Array | null): string | null {
-  if (input === null) return null;
-  try {
-    return toJson(decodeCbor(input));
-  } catch {
-    return null;
   }
 }

@@ -1,3 +1,4 @@
+import { decodeCbor } from '../encoding/cbor.js';
 import { toJson } from '../encoding/json.js';
 import { stateEntries } from '../encoding/snapshot-encoding.js';
 import type { EntryChange, ReadableState } from '../storage/rows.js';
@@ -79,4 +80,14 @@ export function* renderedEntries(machine: AnyMachine, state: unknown): Generator
   const projection = machine.entries;
   if (!projection) return;
   for (const [key, value] of projection.all(state)) yield [key, toJson(value)];
+}
+
+/** A logged input's CBOR as JSON for the readable tables (null: none, or not decodable). */
+export function inputAsJson(input: Uint8Array | null): string | null {
+  if (input === null) return null;
+  try {
+    return toJson(decodeCbor(input));
+  } catch {
+    return null;
+  }
 }

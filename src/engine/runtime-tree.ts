@@ -2,6 +2,7 @@ import type { HeldMachine } from '../storage/reports.js';
 import type { ResolvedBackoff } from '../model/backoff.js';
 import type { AnyMachine } from '../model/machine.js';
 import type { RestartType, Strategy, SupervisorSpec, WorkerSpec } from '../model/tree.js';
+import type { EntitiesSpec } from '../model/entities.js';
 
 /** A snapshot as shown in status: what it covers, when, how big. */
 export interface SnapshotInfo {
@@ -15,7 +16,7 @@ export interface SnapshotInfo {
  * `held`: held back after a crash loop across process starts (ApplicationOptions.crashLoop)
  * until released; `backoff`: waiting for its delayed restart (WorkerOptions.backoff).
  */
-export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed' | 'held' | 'backoff';
+export type WorkerStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'stopped' | 'failed' | 'held' | 'backoff' | 'sleeping';
 export type SupervisorStatus = 'running' | 'restarting' | 'failed' | 'stopped';
 
 /** Log growth since the latest snapshot, the input of the snapshot policy. */
@@ -58,6 +59,18 @@ export class WorkerNode {
   /** While its status is `backoff`: when (wall clock ms) it restarts, and a promise settled then. */
   restartAt = 0;
   restarted: Promise<void> | null = null;
+  /** The family of an entity (null: a machine of the tree). */
+  family: EntityFamilyNode | null = null;
+  /** An entity's key within its family ('' for a machine of the tree). */
+  key = '';
+  /** An entity's requests admitted and not yet settled: it is not put to sleep while any are. */
+  inFlight = 0;
+  /** When (monotonic ms) an entity last got a request. */
+  lastUsed = 0;
+  /** Whether an entity has its row in the registry (it has committed a request). */
+  registered = false;
+  /** While an entity wakes or goes to sleep: settles when it is done (its requests wait for it). */
+  transition: Promise<void> | null = null;
 
   constructor(spec: WorkerSpec, readonly parent: SupervisorNode, readonly index: number) {
     this.name = spec.name;
@@ -85,22 +98,58 @@ export class SupervisorNode {
     this.intensity = spec.intensity;
     this.periodMs = spec.periodMs;
     spec.children.forEach((child, i) => {
-      this.children.push(child.kind === 'worker' ? new WorkerNode(child, this, i) : new SupervisorNode(child, this, i, `${this.name}/${i}`));
+      this.children.push(child.kind === 'worker' ? new WorkerNode(child, this, i) : child.kind === 'entities' ? new EntityFamilyNode(child, this, i) : new SupervisorNode(child, this, i, `${this.name}/${i}`));
     });
   }
 }
 
-export type RuntimeNode = WorkerNode | SupervisorNode;
+/**
+ * A family of entities: a supervisor of its entities, which it holds only while they are
+ * awake (at most `maxActive`, least recently used first out). Its logic is in EntityRuntime.
+ */
+export class EntityFamilyNode {
+  readonly kind = 'entities' as const;
+  readonly name: string;
+  /** Awake entities by key, least recently used first (a request moves its entity last). */
+  readonly awake = new Map<string, WorkerNode>();
+  restartTimes: number[] = [];
+  status: SupervisorStatus = 'stopped';
+  /** Registered entities (rows in the registry), read from storage when first needed. */
+  known: number | null = null;
+  /** Keys of entities that crashed since the application started. */
+  readonly crashedKeys = new Set<string>();
+  restarts = 0;
+  /** The sweep that puts idle entities to sleep, while the family runs. */
+  sweep: NodeJS.Timeout | null = null;
+  /** An eviction past `maxActive` is scheduled. */
+  evicting = false;
+  readable = false;
 
-/** Workers below `node` in start (depth-first, left-to-right) order. */
+  constructor(readonly spec: EntitiesSpec, readonly parent: SupervisorNode, readonly index: number) {
+    this.name = spec.name;
+  }
+}
+
+export type RuntimeNode = WorkerNode | SupervisorNode | EntityFamilyNode;
+
+/** Workers below `node` in start (depth-first, left-to-right) order (not entities). */
 export function workersOf(node: RuntimeNode): WorkerNode[] {
   if (node.kind === 'worker') return [node];
+  if (node.kind === 'entities') return [];
   return node.children.flatMap(workersOf);
 }
 
 /** Whether a node is up (a worker running, a supervisor with its children started). */
 export function isAlive(node: RuntimeNode): boolean {
+  if (node.kind === 'entities') return node.status === 'running';
   return node.kind === 'worker' ? node.status === 'running' : node.status === 'running' || node.status === 'restarting';
+}
+
+/** Families of entities below `node`, in start order. */
+export function familiesOf(node: RuntimeNode): EntityFamilyNode[] {
+  if (node.kind === 'entities') return [node];
+  if (node.kind === 'worker') return [];
+  return node.children.flatMap(familiesOf);
 }
 
 /** The status tree returned by {@link App.status}. */
@@ -125,11 +174,33 @@ export type StatusNode =
       /** The latest snapshot (null if none yet). */
       readonly snapshot: SnapshotInfo | null;
       readonly version: number;
+    }
+  | {
+      /** A family of entities: one node with counts, never a child per entity. */
+      readonly kind: 'entities';
+      readonly name: string;
+      readonly status: SupervisorStatus;
+      /** Entities with a row in the registry (that committed a request). */
+      readonly known: number;
+      /** Entities in memory now. */
+      readonly awake: number;
+      /** Known entities not in memory. */
+      readonly sleeping: number;
+      /** Entities that crashed since the application started. */
+      readonly crashed: number;
+      /** Restarts of its entities after crashes since the application started. */
+      readonly restarts: number;
     };
 
-export function statusOf(node: RuntimeNode): StatusNode {
+export function statusOf(node: RuntimeNode, knownOf: (f: EntityFamilyNode) => number = (f) => f.known ?? 0): StatusNode {
+  if (node.kind === 'entities') {
+    const known = knownOf(node);
+    let awakeKnown = 0;
+    for (const w of node.awake.values()) if (w.registered) awakeKnown++;
+    return { kind: 'entities', name: node.name, status: node.status, known, awake: node.awake.size, sleeping: Math.max(0, known - awakeKnown), crashed: node.crashedKeys.size, restarts: node.restarts };
+  }
   if (node.kind === 'supervisor') {
-    return { kind: 'supervisor', name: node.name, strategy: node.strategy, status: node.status, children: node.children.map(statusOf) };
+    return { kind: 'supervisor', name: node.name, strategy: node.strategy, status: node.status, children: node.children.map((c) => statusOf(c, knownOf)) };
   }
   return {
     kind: 'worker',
@@ -142,4 +213,14 @@ export function statusOf(node: RuntimeNode): StatusNode {
     snapshot: node.snapshot,
     version: node.machine.version,
   };
+}
+
+/**
+ * Whether a sibling restart (one_for_all, rest_for_one) takes `c` in: a running child, or, as in
+ * OTP where a transient child that exited normally keeps its spec (pid undefined) and
+ * `start_children` starts it again, a transient worker that stopped normally.
+ */
+export function present(c: RuntimeNode): boolean {
+  // A held-back child is still there: a restart of its siblings starts it again if released.
+  return isAlive(c) || (c.kind === 'worker' && ((c.normalExit && c.restart === 'transient') || c.status === 'held'));
 }

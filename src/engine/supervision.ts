@@ -1,5 +1,5 @@
 import { MachineStoppedError, RecoveryError, StartError, describe } from '../errors.js';
-import { runWithGrace } from './hooks.js';
+import { runHook } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { CrashLoopGuard } from './crash-loop.js';
@@ -7,7 +7,9 @@ import type { Persistence } from './persistence.js';
 import { RestartBackoffs } from './restart-backoff.js';
 import { planRestart, planRetry, type RestartDecision, type SupervisorWindow } from './restart-plan.js';
 import { backoffDelay, consecutiveCrashes } from '../model/backoff.js';
-import { isAlive, workersOf, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
+import { isAlive, present, workersOf, type EntityFamilyNode, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
+import type { EntityRuntime } from './entities.js';
+import { EntityCrashes } from './entity-supervision.js';
 
 /** `abort`: a failed start is being undone; nothing is written, so the database stays as found. */
 type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'abort' | 'normal';
@@ -19,6 +21,8 @@ type StopReason = 'stop' | 'restart' | 'crash' | 'escalation' | 'temporary' | 'a
  */
 export class Supervision {
   private readonly backoffs: RestartBackoffs;
+  private entities: EntityRuntime | null = null;
+  private entityCrashes: EntityCrashes | null = null;
 
   constructor(
     private readonly persistence: Persistence,
@@ -35,8 +39,19 @@ export class Supervision {
     this.backoffs = new RestartBackoffs(persistence, later);
   }
 
+  /** The families of the tree, supervised here: started and stopped with their parents, their crashes counted. */
+  superviseEntities(entities: EntityRuntime): void {
+    this.entities = entities;
+    this.entityCrashes = new EntityCrashes(entities, this.persistence, this.metrics, this.log, this.now, async (f: EntityFamilyNode, error: unknown) => {
+      await this.stop(f, 'escalation');
+      f.status = 'failed';
+      await this.childFailed(f.parent, f.index, error);
+    });
+  }
+
   /** Starts `node` depth-first, left to right. Throws (e.g. RecoveryError) leaving started ones running: the caller decides (retry, undo). */
   async start(node: RuntimeNode): Promise<void> {
+    if (node.kind === 'entities') return this.entities!.startFamily(node);
     if (node.kind === 'supervisor') {
       node.status = 'running';
       node.restartTimes = [];
@@ -65,7 +80,7 @@ export class Supervision {
       // The failure must say which machine it was: a RecoveryError already does.
       throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
-    if (w.machine.onStart) await this.hook(w, 'onStart', () => w.machine.onStart!(w.name, w.state));
+    if (w.machine.onStart) await runHook(w, 'onStart', this.log);
     w.status = 'running';
     w.startedAt = this.now();
     this.persistence.setStatus(w, 'running');
@@ -74,6 +89,7 @@ export class Supervision {
 
   /** Stops `node` in reverse start order. A crashed worker is not snapshotted. */
   async stop(node: RuntimeNode, reason: StopReason): Promise<void> {
+    if (node.kind === 'entities') return this.entities!.stopFamily(node, reason === 'abort' ? 'abort' : 'stop');
     if (node.kind === 'supervisor') {
       for (let i = node.children.length - 1; i >= 0; i--) await this.stop(node.children[i]!, reason);
       if (node.status !== 'failed') node.status = 'stopped';
@@ -90,7 +106,7 @@ export class Supervision {
     if (w.status === 'stopped' || w.status === 'failed' || w.status === 'held') return;
     const corrupt = w.status === 'crashed';
     if (!corrupt && reason !== 'abort') await this.persistence.tryCheckpoint(w, reason === 'stop' || reason === 'normal' ? 'terminate' : 'restart');
-    if (w.machine.onTerminate) await this.hook(w, 'onTerminate', () => w.machine.onTerminate!(w.name, w.state));
+    if (w.machine.onTerminate) await runHook(w, 'onTerminate', this.log);
     w.state = undefined;
     w.status = 'stopped';
     if (reason !== 'abort') this.persistence.setStatus(w, corrupt ? 'crashed' : 'stopped');
@@ -99,6 +115,7 @@ export class Supervision {
 
   /** A step of `w` threw: its memory is corrupt. Apply its supervisor's strategy. */
   async crashed(w: WorkerNode, error: unknown): Promise<void> {
+    if (w.family) return this.entityCrashes!.crashed(w, error);
     w.status = 'crashed';
     w.lastError = describe(error);
     this.metrics.crashes++;
@@ -119,6 +136,8 @@ export class Supervision {
    * stopped with a snapshot and stays stopped.
    */
   async exited(w: WorkerNode): Promise<void> {
+    // An entity that stops normally goes to sleep: its next request wakes it.
+    if (w.family) return this.entities!.sleepNow(w);
     if (w.restart === 'permanent') {
       await this.childFailed(w.parent, w.index, new MachineStoppedError(w.name));
       return;
@@ -143,6 +162,8 @@ export class Supervision {
         // The disk is still the truth; the crash path will retry through the supervisor.
         w.status = 'crashed';
         w.lastError = describe(err);
+        // An entity leaves memory: its next request wakes it from disk.
+        if (w.family) this.entities!.forget(w);
       }
     }
   }
@@ -269,21 +290,4 @@ export class Supervision {
     if (sup.parent) await this.childFailed(sup.parent, sup.index, error);
     else await this.onRootFailure(error);
   }
-
-  private async hook(w: WorkerNode, hook: 'onStart' | 'onTerminate', fn: () => void | Promise<void>): Promise<void> {
-    const r = await runWithGrace(fn, w.shutdownMs);
-    if (r.outcome === 'timeout') this.log({ type: 'hook_timeout', machine: w.name, hook, ms: w.shutdownMs });
-    else if (r.outcome === 'error') this.log({ type: 'hook_failed', machine: w.name, hook, error: r.error });
-  }
-
-}
-
-/**
- * Whether a sibling restart (one_for_all, rest_for_one) takes `c` in: a running child, or, as in
- * OTP where a transient child that exited normally keeps its spec (pid undefined) and
- * `start_children` starts it again, a transient worker that stopped normally.
- */
-function present(c: RuntimeNode): boolean {
-  // A held-back child is still there: a restart of its siblings starts it again if released.
-  return isAlive(c) || (c.kind === 'worker' && ((c.normalExit && c.restart === 'transient') || c.status === 'held'));
 }

@@ -5,7 +5,7 @@ import type { TimerChange, TimerRow } from '../storage/rows.js';
 import type { EventLoop } from './event-loop.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
-import { Pending } from './pending.js';
+import { EntityPending, Pending } from './pending.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
 import { MAX_TIMER_MS } from './snapshot-scheduler.js';
@@ -54,7 +54,8 @@ export class Timers {
   constructor(
     private readonly persistence: Persistence,
     private readonly loop: EventLoop<WorkerNode>,
-    private readonly workers: ReadonlyMap<string, WorkerNode>,
+    /** The machine a timer's row names (an entity is woken for it). */
+    private readonly workers: { get(name: string): WorkerNode | undefined },
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -206,7 +207,7 @@ export class Timers {
       this.inFlight.delete(key);
       return !f.obsolete;
     };
-    const req = new Pending(
+    const req = new (w.family ? EntityPending : Pending)(
       w,
       input,
       false,

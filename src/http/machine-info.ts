@@ -23,6 +23,8 @@ export interface MachineInfo {
  */
 export function machineInfos(node: StatusNode, supervisors: readonly string[] = []): MachineInfo[] {
   if (node.kind === 'supervisor') return node.children.flatMap((c) => machineInfos(c, [...supervisors, node.name]));
+  // A family of entities is not a machine: its entities are listed by /v1/entities/FAMILY.
+  if (node.kind === 'entities') return [];
   const { name, status, restarts, lastError, seq, snapshotSeq, snapshot, version } = node;
   return [{ name, supervisors, status, restarts, lastError, seq, snapshotSeq, snapshot, version }];
 }

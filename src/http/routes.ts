@@ -47,7 +47,9 @@ export class Router {
     { path: '/metrics', methods: 'GET, HEAD', run: (x) => this.metrics(x) },
     { path: '/v1/machines', methods: 'GET, HEAD', run: (x) => this.machines(x) },
     { path: '/v1/checkpoint', methods: 'POST', run: (x) => this.checkpoint(x) },
-    { path: /^\/v1\/machines\/([^/]+)\/call$/, methods: 'POST', run: (x) => this.call(x) },
+    // Greedy: an entity's name '<family>/<key>' may hold '/' (or send it as %2F).
+    { path: /^\/v1\/machines\/(.+)\/call$/, methods: 'POST', run: (x) => this.call(x) },
+    { path: /^\/v1\/entities\/([^/]+)$/, methods: 'GET, HEAD', run: (x) => this.entities(x) },
     { path: /^\/v1\/machines\/([^/]+)\/release$/, methods: 'POST', run: async ({ res, params }) => sendJson(res, 200, { released: await this.app.release(machineName(params[0]!)) }) },
     { path: /^\/v1\/machines\/([^/]+)\/changes$/, methods: 'GET', run: ({ req, res, url, params }) => streamChanges(this.app, machineName(params[0]!), req, res, url) },
   ];
@@ -126,6 +128,20 @@ export class Router {
   private machines({ res }: Exchange): void {
     const tree = this.app.status();
     sendJson(res, 200, { queueDepth: this.app.queueDepth, machines: machineInfos(tree), tree });
+  }
+
+  /**
+   * `GET /v1/entities/:family?prefix=&after=&limit=`: a page of the family's registered
+   * entities in key order (limit default 100, at most 1000), with `next`, the `after` of the
+   * next page (null on the last one).
+   */
+  private async entities({ res, url, params }: Exchange): Promise<void> {
+    const q = url.searchParams;
+    const limitText = q.get('limit');
+    const limit = limitText === null ? 100 : /^\d{1,4}$/.test(limitText) ? Number(limitText) : Number.NaN;
+    if (!(limit >= 1 && limit <= 1000)) throw new HttpError(400, 'BAD_REQUEST', `limit must be an integer in 1..1000, got ${JSON.stringify(limitText)}`);
+    const page = await this.app.entities(machineName(params[0]!), { prefix: q.get('prefix') ?? '', after: q.get('after') ?? '', limit });
+    sendJson(res, 200, { entities: page, next: page.length === limit ? page.at(-1)!.key : null });
   }
 
   /** `POST /v1/checkpoint[?name=MACHINE]`: snapshots now; replies with the snapshots written. */

@@ -107,6 +107,8 @@ export type TimerCommand =
  */
 export interface StepEffects {
   readonly stop?: 'normal';
+  /** An entity deletes itself (see {@link deleteEntity}); a crash for a machine of the tree. */
+  readonly delete?: true;
   readonly timers?: readonly TimerCommand[];
 }
 
@@ -145,10 +147,26 @@ export function checkStepResult(result: unknown, name: string): asserts result i
   if (Array.isArray(result) && result.length === 2) return;
   if (Array.isArray(result) && result.length === 3) {
     const d = result[2] as { stop?: unknown; timers?: unknown } | null;
-    if (d !== null && typeof d === 'object' && (d.stop === undefined || d.stop === 'normal') && (d.timers === undefined || Array.isArray(d.timers))) return;
+    if (d !== null && typeof d === 'object' && (d.stop === undefined || d.stop === 'normal') && (d.timers === undefined || Array.isArray(d.timers)) && ((d as { delete?: unknown }).delete === undefined || (d as { delete?: unknown }).delete === true)) return;
   }
   throw new TypeError(`step of ${name} must return [state, output] or stopNormally(state, output), or withTimers(state, output, ...timers)`);
 }
+
+/**
+ * `return deleteEntity(state, output)` from an entity's step: reply `output` once the entity is
+ * gone: its state, snapshots, log, failure rows, idempotency keys, timers and registry row are
+ * removed in the commit of this request (or, if that commit fails, none of it). The entity
+ * goes on from `init()` (its next state-changing request registers it again). A machine of
+ * the tree cannot delete itself: that is a crash.
+ */
+export function deleteEntity<S, O>(state: S, output: O): readonly [S, O, StepEffects] {
+  return [state, output, DELETE];
+}
+
+const DELETE: StepEffects = Object.freeze({ delete: true as const });
+
+/** Whether a checked step result deletes its entity. */
+export const deletesEntity = (result: StepResult<unknown, unknown>): boolean => result.length === 3 && result[2].delete === true;
 
 /** Whether a checked step result asks for a normal stop. */
 export const stopsNormally = (result: StepResult<unknown, unknown>): boolean => result.length === 3 && result[2].stop === 'normal';

@@ -1,6 +1,7 @@
 import { ConfigError } from '../errors.js';
 import type { AnyMachine } from './machine.js';
 import { resolveBackoff, type BackoffOptions, type ResolvedBackoff } from './backoff.js';
+import type { EntitiesSpec } from './entities.js';
 
 /** OTP restart strategies. */
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
@@ -47,7 +48,7 @@ export interface SupervisorSpec {
   readonly periodMs: number;
 }
 
-export type ChildSpec = WorkerSpec | SupervisorSpec;
+export type ChildSpec = WorkerSpec | SupervisorSpec | EntitiesSpec;
 
 const STRATEGIES: readonly Strategy[] = ['one_for_one', 'one_for_all', 'rest_for_one'];
 const RESTARTS: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
@@ -83,16 +84,16 @@ export function supervisor(strategy: Strategy, children: readonly ChildSpec[], o
   return { kind: 'supervisor', name: options.name, strategy, children, intensity, periodMs };
 }
 
-/** Worker names in depth-first, left-to-right (start) order; throws on duplicates. */
+/** Worker names (not entity families) in depth-first, left-to-right (start) order; throws on duplicates. */
 export function workerNames(tree: SupervisorSpec): string[] {
   const names: string[] = [];
   const seen = new Set<string>();
   const visit = (node: ChildSpec): void => {
     checkChild(node, 'tree node');
-    if (node.kind === 'worker') {
+    if (node.kind === 'worker' || node.kind === 'entities') {
       if (seen.has(node.name)) throw new ConfigError(`duplicate machine name in tree: ${node.name}`);
       seen.add(node.name);
-      names.push(node.name);
+      if (node.kind === 'worker') names.push(node.name);
     } else {
       node.children.forEach(visit);
     }
@@ -108,12 +109,12 @@ export function workerNames(tree: SupervisorSpec): string[] {
  */
 function checkChild(child: unknown, what: string): asserts child is ChildSpec {
   const kind = child !== null && typeof child === 'object' ? (child as { kind?: unknown }).kind : undefined;
-  if (kind === 'worker' || (kind === 'supervisor' && Array.isArray((child as { children?: unknown }).children))) return;
+  if (kind === 'worker' || kind === 'entities' || (kind === 'supervisor' && Array.isArray((child as { children?: unknown }).children))) return;
   let shown: string;
   try {
     shown = JSON.stringify(child) ?? String(child);
   } catch {
     shown = String(child);
   }
-  throw new ConfigError(`${what} is not a child spec (use worker(...) or supervisor(...)), got ${shown.slice(0, 80)}`);
+  throw new ConfigError(`${what} is not a child spec (use worker(...), entities(...) or supervisor(...)), got ${shown.slice(0, 80)}`);
 }

@@ -70,7 +70,7 @@ const client: Handler = (s, a) => {
 
 function countWorkers(node: StatusNode, into: Map<string, string>): void {
   if (node.kind === 'worker') into.set(node.name, node.status);
-  else for (const c of node.children) countWorkers(c, into);
+  else if (node.kind === 'supervisor') for (const c of node.children) countWorkers(c, into);
 }
 
 const info: Handler = (s, a) => {

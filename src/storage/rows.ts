@@ -88,6 +88,10 @@ export interface BatchExtras {
   /** Rows of `kv_entries` this batch changed, and the seq each projected machine's rows now reflect. */
   readonly entries: readonly EntryChange[];
   readonly entriesSeq: readonly { readonly machine: string; readonly seq: number }[];
+  /** Entities whose first state-changing request this batch commits: their registry rows. */
+  readonly entities?: readonly EntityRegistration[];
+  /** Entities a step of this batch deleted: every row of each goes, after the rest of the batch. */
+  readonly deleted?: readonly string[];
 }
 
 export interface SnapshotMeta {
@@ -155,4 +159,29 @@ export interface ForeignKeyViolation {
 export interface Pruned {
   readonly snapshots: number;
   readonly logRows: number;
+}
+
+/** An entity to register in the commit of its first state-changing request. */
+export interface EntityRegistration {
+  readonly machine: string;
+  readonly family: string;
+  readonly key: string;
+  readonly version: number;
+}
+
+/** One registered entity, as `app.entities()` lists it. */
+export interface EntityListing {
+  readonly key: string;
+  /** Its last durable seq (its live seq while awake). */
+  readonly seq: number;
+  readonly awake: boolean;
+  /** Seq of its latest good snapshot (0: none). */
+  readonly snapshotSeq: number;
+}
+
+/** Paging of `app.entities()`: keys starting with `prefix`, after `after`, at most `limit` (default 100, at most 1000). */
+export interface EntityPageOptions {
+  readonly prefix?: string;
+  readonly after?: string;
+  readonly limit?: number;
 }

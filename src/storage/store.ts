@@ -10,6 +10,7 @@ import type { BatchExtras, LogGroup, Pruned, ReadableState, SnapshotMeta, TimerR
 import { asStorageError } from './sqlite.js';
 import { DEFAULT_DB_PATH, type StoreFaults, type StoreOptions } from './store-options.js';
 import { StoreReader } from './store-reader.js';
+import { EntityStore } from './entity-store.js';
 import { rebuildEntries, rebuildRequestJson, type RenderRequests } from './readable-rebuild.js';
 
 function prepareWrites(db: Database) {
@@ -56,6 +57,8 @@ export class Store extends StoreReader {
   private readonly writes: ReturnType<typeof prepareWrites>;
   /** Idempotency keys, written in {@link appendBatch}. */
   readonly idempotency: IdempotencyRecords;
+  /** The entity registry (migration 009). */
+  readonly entities: EntityStore;
 
   private constructor(db: Database, path: string, lockKey: string | null, fileLock: FileLock | null, faults: StoreFaults) {
     super(db, path);
@@ -64,6 +67,7 @@ export class Store extends StoreReader {
     this.faults = faults;
     this.writes = prepareWrites(db);
     this.idempotency = new IdempotencyRecords(db, path);
+    this.entities = new EntityStore(db, path);
   }
 
   /**
@@ -100,7 +104,7 @@ export class Store extends StoreReader {
    * requests are durable (per the durability mode); when it throws nothing of them was written.
    */
   appendBatch(groups: readonly LogGroup[], extras: BatchExtras = NO_EXTRAS): void {
-    if (groups.length === 0 && extras.firedTimers.length === 0) return;
+    if (groups.length === 0 && extras.firedTimers.length === 0 && !extras.deleted?.length) return;
     const now = new Date().toISOString();
     this.write('committing request log', () => {
       this.db.transaction(() => {
@@ -120,6 +124,8 @@ export class Store extends StoreReader {
           if (c.kind === 'set') this.writes.setTimer.run(c.machine, c.timer, c.dueMs, new Date(c.dueMs).toISOString(), c.input, c.seq, now);
           else this.writes.cancelTimer.run(c.machine, c.timer);
         }
+        if (extras.entities) this.entities.register(extras.entities, now);
+        for (const m of extras.deleted ?? []) this.entities.purge(m);
         this.faults.beforeCommit?.(groups);
       })();
     });
@@ -127,19 +133,11 @@ export class Store extends StoreReader {
   }
 
   /** Timers due at `nowMs`, soonest first, at most `limit`. */
-  dueTimers(nowMs: number, limit: number): TimerRow[] {
-    return asStorageError('reading timers', () => this.writes.dueTimers.all(nowMs, limit) as TimerRow[], this.path);
-  }
-
+  dueTimers = (nowMs: number, limit: number): TimerRow[] => asStorageError('reading timers', () => this.writes.dueTimers.all(nowMs, limit) as TimerRow[], this.path);
   /** When the soonest timer due after `nowMs` is due (ms since the epoch), or null. */
-  nextTimerDue(nowMs: number): number | null {
-    return asStorageError('reading timers', () => this.writes.nextTimerDue.get(nowMs) as number | null, this.path);
-  }
-
+  nextTimerDue = (nowMs: number): number | null => asStorageError('reading timers', () => this.writes.nextTimerDue.get(nowMs) as number | null, this.path);
   /** Pending timers. */
-  timerCount(): number {
-    return asStorageError('reading timers', () => this.writes.timerCount.get() as number, this.path);
-  }
+  timerCount = (): number => asStorageError('reading timers', () => this.writes.timerCount.get() as number, this.path);
 
   /** Removes one timer (its delivery crashed its machine: it is not delivered again). */
   deleteTimer(id: number): void {
@@ -256,7 +254,8 @@ export class Store extends StoreReader {
   private recordDurableSeqs(): void {
     try {
       this.db.transaction(() => {
-        for (const name of this.knownMachineNames()) this.writes.raiseDurableSeq.run(this.lastSeq(name), name);
+        // Not entities: each one's mark was raised by the snapshot it took as it went to sleep.
+        for (const name of this.entities.fixedMachineNames()) this.writes.raiseDurableSeq.run(this.lastSeq(name), name);
       })();
     } catch {
       // Best effort on the way out (a full disk, say): the mark only ever lags, never lies.

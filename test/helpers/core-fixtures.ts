@@ -147,7 +147,7 @@ export async function startProbeApp(t: ExecutionContext, tree: SupervisorSpec, r
 /** The status entry of worker `name`. */
 export function workerStatus(app: App, name: string): Extract<StatusNode, { kind: 'worker' }> {
   const find = (n: StatusNode): Extract<StatusNode, { kind: 'worker' }> | undefined => {
-    if (n.kind === 'worker') return n.name === name ? n : undefined;
+    if (n.kind !== 'supervisor') return n.kind === 'worker' && n.name === name ? n : undefined;
     for (const c of n.children) {
       const hit = find(c);
       if (hit) return hit;
@@ -162,7 +162,7 @@ export function workerStatus(app: App, name: string): Extract<StatusNode, { kind
 /** The status entry of supervisor `name`. */
 export function supervisorStatus(app: App, name: string): Extract<StatusNode, { kind: 'supervisor' }> {
   const find = (n: StatusNode): Extract<StatusNode, { kind: 'supervisor' }> | undefined => {
-    if (n.kind === 'worker') return undefined;
+    if (n.kind !== 'supervisor') return undefined;
     if (n.name === name) return n;
     for (const c of n.children) {
       const hit = find(c);

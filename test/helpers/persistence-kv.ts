@@ -74,7 +74,7 @@ export function modelEntries(model: ReadonlyMap<string, unknown>): [string, unkn
 /** The status node of one worker. */
 export function workerStatus(app: App, name: string): Extract<StatusNode, { kind: 'worker' }> {
   const visit = (n: StatusNode): Extract<StatusNode, { kind: 'worker' }> | undefined => {
-    if (n.kind === 'worker') return n.name === name ? n : undefined;
+    if (n.kind !== 'supervisor') return n.kind === 'worker' && n.name === name ? n : undefined;
     for (const c of n.children) {
       const found = visit(c);
       if (found) return found;
