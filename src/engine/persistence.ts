@@ -165,7 +165,11 @@ export class Persistence {
 
   /** Rebuilds `w`'s state from its snapshot and log (throws RecoveryError; deletes nothing). */
   restore(w: WorkerNode): RecoveryReport {
-    const { state, report } = recoverState(this.store, w.name, w.machine);
+    // One read transaction: consistent, and a wake costs a few statements, not a few transactions.
+    const { state, report, entriesSeq } = this.store.consistentRead(() => {
+      const recovered = recoverState(this.store, w.name, w.machine);
+      return { ...recovered, entriesSeq: this.store.entriesSeq(w.name) };
+    });
     for (const r of report.rejected) {
       try {
         this.store.rejectSnapshot(r.id, r.reason);
@@ -179,19 +183,18 @@ export class Persistence {
     w.snapshot = report.snapshot && { seq: report.snapshot.seq, takenAt: report.snapshot.takenAt, size: report.snapshot.size };
     w.growth = { requests: report.replayed, bytes: report.replayedBytes, firstAt: report.replayed > 0 ? performance.now() : null };
     // An entity never written has no rows to bring up to date, and must write none.
-    if (!(w.family && w.seq === 0)) this.syncEntries(w);
+    if (!(w.family && w.seq === 0)) this.syncEntries(w, entriesSeq);
     return report;
   }
 
   /**
-   * Brings `w`'s `kv_entries` rows to its restored state when they do not reflect it (a database
-   * from before readable tables, a projection just declared, or one turned off: rows removed).
-   * Derived data: a failure here is logged, never a failed start.
+   * Brings `w`'s `kv_entries` rows to its restored state when they do not reflect it (`have`: the
+   * seq they reflect; a database from before readable tables, a projection just declared, or one
+   * turned off: rows removed). Derived data: a failure here is logged, never a failed start.
    */
-  private syncEntries(w: WorkerNode): void {
+  private syncEntries(w: WorkerNode, have: number | null): void {
     try {
       const want = w.readable && w.machine.entries ? w.seq : null;
-      const have = this.store.entriesSeq(w.name);
       if (have === want) return;
       this.store.rebuildEntries(w.name, renderedEntries(w.machine, w.state), want);
     } catch (error) {

@@ -16,10 +16,8 @@ export function recoverState<S>(store: StoreReader, name: string, machine: AnyMa
   const t0 = performance.now();
   const rejected: { seq: number; id: number; reason: string }[] = [];
   let base: { meta: SnapshotMeta; state: unknown } | null = null;
-  for (const meta of store.snapshots(name)) {
+  for (const { meta, state: bytes } of store.newestSnapshots(name)) {
     if (meta.seq > uptoSeq || meta.rejected !== null) continue;
-    const bytes = store.snapshotState(meta.id);
-    if (!bytes) continue;
     if (sha256(bytes) !== meta.checksum) {
       rejected.push({ seq: meta.seq, id: meta.id, reason: 'checksum mismatch' });
       continue;
@@ -89,13 +87,14 @@ export function recoverState<S>(store: StoreReader, name: string, machine: AnyMa
   }
   // The log ends where it ends; but if a snapshot (even a rejected one) or the log says the
   // machine had reached further, what is missing was acknowledged: refuse to start short of it.
-  const durable = Math.min(store.lastSeq(name), uptoSeq);
+  const marks = store.seqMarks(name);
+  const durable = Math.min(marks.last, uptoSeq);
   if (seq < durable) {
     throw new RecoveryError(name, seq + 1, `the request log has a gap: state can only be rebuilt up to seq ${seq} but seq ${durable} was durable${rejected.length ? ` (snapshots rejected: ${rejected.map((r) => `seq ${r.seq} ${r.reason}`).join('; ')}; the log they covered is gone)` : ''}`);
   }
   // The high-water mark is recorded at snapshots and clean closes, so it survives a lost -wal
   // that took the newer log rows with it. Refused, not warned: acknowledged writes are missing.
-  const mark = Math.min(store.durableSeq(name) ?? 0, uptoSeq);
+  const mark = Math.min(marks.durable ?? 0, uptoSeq);
   if (seq < mark) {
     throw new RecoveryError(name, seq + 1, `database ${store.path} recorded seq ${mark} as durable, but state can only be rebuilt up to seq ${seq}: committed writes are missing (was the -wal file deleted, or the .db copied without it?). Nothing was deleted. Restore the -wal file or a backup; to accept the loss, run in sqlite3: UPDATE machines SET durable_seq = NULL WHERE name = '${name.replaceAll("'", "''")}'`);
   }

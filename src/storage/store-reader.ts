@@ -15,6 +15,11 @@ function prepareQueries(db: Database) {
   return {
     snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
     snapshotState: p(`SELECT state FROM snapshots WHERE id = ?`).pluck(),
+    // Recovery's reads, few and in one statement each: a wake of a sleeping entity is mostly these.
+    newestSnapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected, state FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
+    seqMarks: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0)) AS last, (SELECT durable_seq FROM machines WHERE name = @machine) AS durable`),
+    begin: p('BEGIN'),
+    rollback: p('ROLLBACK'),
     snapshotsWithState: p(`SELECT id, seq, checksum, state FROM snapshots WHERE machine = ? ORDER BY seq, id`),
     snapshotCount: p(`SELECT count(*) FROM snapshots`).pluck(),
     mostSnapshotsOfAMachine: p(`SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM snapshots GROUP BY machine)`).pluck(),
@@ -74,13 +79,16 @@ export class StoreReader {
    * while a server snapshots and prunes meanwhile (a replay cannot lose its log half-way).
    */
   consistentRead<T>(fn: () => T): T {
-    this.db.exec('BEGIN');
+    // Inside a caller's transaction its reads are consistent already (and BEGIN would throw).
+    if (this.db.inTransaction) return fn();
+    // One read transaction for all of fn's queries is also cheaper than one implicit one each.
+    this.queries.begin.run();
     try {
       return fn();
     } finally {
       // Nothing to commit in a read transaction; ROLLBACK also ends one that a damaged page
       // left in an error state, where COMMIT would throw "malformed" over the caller's result.
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      if (this.db.inTransaction) this.queries.rollback.run();
     }
   }
 
@@ -92,6 +100,19 @@ export class StoreReader {
   /** The state bytes of a snapshot, or undefined if there is no snapshot with that id. */
   snapshotState(id: number): Uint8Array | undefined {
     return this.queries.snapshotState.get(id) as Uint8Array | undefined;
+  }
+
+  /** A machine's snapshots with their state, newest first, read lazily (recovery stops at the first good one). */
+  *newestSnapshots(machine: string): Generator<{ meta: SnapshotMeta; state: Uint8Array }> {
+    for (const row of this.queries.newestSnapshots.iterate(machine) as Iterable<SnapshotMeta & { state: Uint8Array }>) {
+      const { state, ...meta } = row;
+      yield { meta, state };
+    }
+  }
+
+  /** {@link lastSeq} and {@link durableSeq} in one read. */
+  seqMarks(machine: string): { last: number; durable: number | null } {
+    return this.queries.seqMarks.get({ machine }) as { last: number; durable: number | null };
   }
 
   // The reads that iterate are generators, so a query runs only once the caller pulls: an open
