@@ -81,6 +81,16 @@ test.serial("a fresh clone, the README's set-up and quick starts, exactly as wri
     return r.stdout;
   });
   t.deepEqual(retried, ['{"value":"100"}', '{"value":"100"}'], 'a retry with the same Idempotency-Key is not applied again');
+  // Block 3: the accounts family of the default tree, an entity per key.
+  const accounts = shLines('Quick start: HTTP', 3).map((line) => {
+    const r = sh(clone, line);
+    t.is(r.status, 0, `${line}\n${r.stderr}`);
+    return r.stdout;
+  });
+  t.is(accounts[0], 'null');
+  t.is(accounts[1], '"alice@example.com"');
+  const listed = JSON.parse(accounts[2]!) as { entities: { key: string; seq: number }[]; next: string | null };
+  t.like(listed, { entities: [{ key: 'alice', seq: 1 }], next: null });
   server.kill('SIGTERM');
   t.is(await exited, 0, stderr);
 

@@ -3,6 +3,7 @@ import { describe } from '../errors.js';
 import { kvMachine, type KvMachineOptions } from './kv-machine.js';
 import { formatEvent } from '../engine/logger.js';
 import { DEFAULT_DB_PATH } from '../storage/store-options.js';
+import { entities } from '../model/entities.js';
 import { supervisor, worker, type SupervisorSpec } from '../model/tree.js';
 
 /**
@@ -12,6 +13,19 @@ import { supervisor, worker, type SupervisorSpec } from '../model/tree.js';
 export function kvTree(options: KvMachineOptions = {}): SupervisorSpec {
   const kv = kvMachine(options);
   return supervisor('one_for_one', [worker('kv1', kv), supervisor('rest_for_one', [worker('kv2', kv), worker('kv3', kv)], { name: 'kv_group' })], { name: 'root' });
+}
+
+/** Name of the entity family of {@link serveTree}: `accounts/<key>` is one KV machine per key, woken on demand. */
+export const ACCOUNTS_FAMILY = 'accounts';
+
+/**
+ * `ssm serve`'s tree: {@link kvTree} and, next to it, the entity family `accounts` of KV
+ * machines (one per key, e.g. `accounts/alice`, created by its first write, put to sleep when
+ * idle; see `entities()`).
+ */
+export function serveTree(options: KvMachineOptions = {}): SupervisorSpec {
+  const tree = kvTree(options);
+  return { ...tree, children: [...tree.children, entities(ACCOUNTS_FAMILY, kvMachine(options))] };
 }
 
 /** The demo's tree: {@link kvTree} with the deliberate crash of a lookup of `"crash"`. */

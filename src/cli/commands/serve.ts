@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { startApplication } from '../../engine/application.js';
 import { ConfigError } from '../../errors.js';
-import { kvTree } from '../../kv/demo.js';
+import { serveTree } from '../../kv/demo.js';
 import { resolveServeOptions, type ServeOptions } from '../../http/options.js';
 import { serve } from '../../http/server.js';
 import { resolveRespOptions } from '../../resp/options.js';
@@ -11,13 +11,14 @@ import { intFlag, parseCommand } from '../args.js';
 import { announcingNewDatabase, usageGuard } from '../common.js';
 import { assertPortFree } from '../port.js';
 
-export const summary = 'serve the KV tree (kv1, kv2, kv3) over HTTP on 127.0.0.1:7411';
+export const summary = 'serve the KV tree (kv1, kv2, kv3, accounts/*) over HTTP on 127.0.0.1:7411';
 
 const USAGE = `Usage: ssm serve [--db PATH] [--no-create] [--host H] [--port N] [--token T] [--durability full|normal] [--readable]
                  [--resp-port N]
 
-Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] and serves
-it over HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr,
+Starts the KV application of the demo tree one_for_one[kv1, rest_for_one[kv2, kv3]] with the
+entity family accounts (a KV machine per key, accounts/KEY, woken on demand) and serves it over
+HTTP. Prints "listening on URL" on stdout once ready; lifecycle events go to stderr,
 and so does "created new database at PATH" when --db named no existing file. A port that is
 in use is refused before the database is opened.
 SIGINT/SIGTERM: stops accepting, finishes queued work, checkpoints every machine, closes the
@@ -26,6 +27,8 @@ database and exits 0. A second signal more than 1 s after the first exits at onc
 Routes:
   POST /v1/machines/NAME/call   body application/cbor or application/json, e.g.
                                 {"op":"store","key":"x","value":1}, {"op":"lookup","key":"x"}
+  POST /v1/machines/accounts/KEY/call   the same, on entity KEY of the family accounts
+  GET  /v1/entities/accounts[?prefix=P&after=K&limit=N]   its registered keys, a page
   GET  /v1/machines             supervision tree, status, restarts, sequence numbers
   POST /v1/checkpoint[?name=M]  snapshot now
   GET  /metrics                 Prometheus text format
@@ -137,7 +140,7 @@ async function serveUntilSignalled(db: string, storage: { durability: Durability
   const orphanWatch = watchForOrphaning((reason) => signals.received(reason));
   try {
     const app = await announcingNewDatabase(db, async (announce) => {
-      const started = await startApplication(kvTree(), { db, ...storage });
+      const started = await startApplication(serveTree(), { db, ...storage });
       announce();
       return started;
     });
