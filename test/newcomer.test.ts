@@ -48,12 +48,17 @@ test.serial("a fresh clone, the README's set-up and quick starts, exactly as wri
   execFileSync('npm', ['run', '--silent', 'prepare'], { cwd: clone, stdio: ['ignore', 'ignore', 'inherit'] });
 
   // npm start: the durable server on storage/ssm.db, http://127.0.0.1:7411.
-  const server = spawn('npm', ['start'], { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that a failed run's teardown also kills the server npm started.
+  const server = spawn('npm', ['start'], { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stderr = '';
   server.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
   t.teardown(() => {
-    server.kill('SIGKILL');
+    try {
+      process.kill(-server.pid!, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
   });
   await new Promise<void>((resolve, reject) => {
     eachLine(server.stdout!, (line) => {
