@@ -71,3 +71,30 @@ test('ssm entities FAMILY lists keys in order, a page at a time, with prefix, te
   t.is(none.code, 1);
   t.regex(none.stderr, /UNKNOWN_MACHINE/);
 });
+
+test('ssm checkpoint and ssm compact (offline, the writer role) take a database with entities: the changed ones are snapshotted, the others are not', async (t) => {
+  const db = join(tempDir(), 'c.db');
+  const m = counterMachine();
+  const app = await startApplication(supervisor('one_for_one', [worker('fixed', m), entities('account', m)]), { db, logger: false });
+  for (let i = 0; i < 3; i++) await app.call('account/slept', { op: 'add', by: 1 });
+  await app.stop(); // account/slept is snapshotted at seq 3 as it goes to sleep
+  const again = await startApplication(supervisor('one_for_one', [worker('fixed', m), entities('account', m)]), { db, logger: false });
+  await again.call('account/a/b', { op: 'add', by: 2 });
+  await again.call('fixed', { op: 'add', by: 1 });
+  // As if killed: account/a/b's log goes past its (missing) snapshot.
+  t.deepEqual((await again.checkpoint('account/a/b')).map((s) => [s.machine, s.seq]), [['account/a/b', 1]]);
+  await again.call('account/a/b', { op: 'add', by: 2 });
+  t.deepEqual((await again.checkpoint()).map((s) => [s.machine, s.seq]), [['fixed', 1], ['account/a/b', 2]]);
+  t.deepEqual(await again.checkpoint(), [], 'nothing changed since: nothing written, sleeping account/slept not read');
+  await again.call('account/a/b', { op: 'add', by: 2 });
+  (again as unknown as { persistence: { close(): void } }).persistence.close(); // no clean stop
+  const checkpoint = await runCli(['checkpoint', '--db', db, '--module', MODULE]);
+  t.is(checkpoint.code, 0, checkpoint.stdout + checkpoint.stderr);
+  t.regex(checkpoint.stdout, /account\/a\/b: snapshot at seq 3/);
+  t.regex(checkpoint.stdout, /account\/slept: unchanged since its last snapshot/);
+  const compact = await runCli(['compact', '--db', db, '--module', MODULE, '--keep', '1']);
+  t.is(compact.code, 0, compact.stdout + compact.stderr);
+  const inspect = await runCli(['inspect', 'account/a/b', '--db', db, '--module', MODULE, '--json']);
+  t.is(inspect.code, 0, inspect.stderr);
+  t.regex(inspect.stdout, /"n":\s*6/);
+});

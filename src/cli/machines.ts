@@ -9,6 +9,7 @@ import { defineMachine, type AnyMachine, type MachineDefinition } from '../model
 import { recoverState } from '../storage/recovery.js';
 import type { Recovered } from '../storage/reports.js';
 import type { StoreReader } from '../storage/store-reader.js';
+import { entities } from '../model/entities.js';
 import { supervisor, worker } from '../model/tree.js';
 import { FOREIGN_DATABASE } from './common.js';
 import { bytes } from './format.js';
@@ -184,11 +185,15 @@ export function rebuild<S = unknown>(store: StoreReader, name: string, machine: 
  * server is refused with a hint to use the server's own endpoint.
  */
 export async function startOffline(path: string, names: readonly string[], resolveMachine: MachineResolver, hint: string, options: { keepSnapshots?: number; retainLog?: boolean } = {}): Promise<App> {
-  const tree = supervisor(
-    'one_for_one',
-    names.map((n) => worker(n, resolveMachine(n))),
-    { name: 'ssm-cli', intensity: 0 },
-  );
+  // An entity 'FAMILY/KEY' comes with its family (machine names have no '/'), woken on demand.
+  const families = new Map<string, AnyMachine>();
+  const workers = [];
+  for (const n of names) {
+    const slash = n.indexOf('/');
+    if (slash < 0) workers.push(worker(n, resolveMachine(n)));
+    else if (!families.has(n.slice(0, slash))) families.set(n.slice(0, slash), resolveMachine(n));
+  }
+  const tree = supervisor('one_for_one', [...workers, ...[...families].map(([f, m]) => entities(f, m, { intensity: 0 }))], { name: 'ssm-cli', intensity: 0 });
   try {
     return await startApplication(tree, { db: path, logger: false, snapshot: { every: 0, everyBytes: 0, keepSnapshots: options.keepSnapshots, retainLog: options.retainLog } });
   } catch (err) {

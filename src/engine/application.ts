@@ -180,15 +180,15 @@ export class App {
     return this.entityRuntime.list(name, options);
   }
 
-  /**
-   * Snapshots one machine (or all) now, between batches. Resolves with the snapshots written
-   * (none for a machine unchanged since its last snapshot). Rejects with StorageError.
-   */
-  checkpoint(name?: string): Promise<SnapshotMeta[]> {
-    const targets = name === undefined ? this.order : [this.workers.get(name)];
-    if (targets.some((w) => !w)) return Promise.reject(new UnknownMachineError(name!));
-    if (this.ended) return Promise.reject(new ApplicationStoppedError());
-    return this.snapshots.checkpointNow(targets as WorkerNode[], () => this.ended);
+  /** Snapshots one machine or entity (or all, and every entity changed since its last snapshot) now, between batches; resolves with those written. Rejects with StorageError. */
+  async checkpoint(name?: string): Promise<SnapshotMeta[]> {
+    const entity = name !== undefined && !this.workers.has(name) && this.entityRuntime.machineOf(name) !== undefined;
+    const targets = name === undefined ? this.order : entity ? [] : [this.workers.get(name)];
+    if (targets.some((w) => !w)) throw new UnknownMachineError(name!);
+    if (this.ended) throw new ApplicationStoppedError();
+    const fixed = await this.snapshots.checkpointNow(targets as WorkerNode[], () => this.ended);
+    // Entities: the one named, or (no name) every one changed since its last snapshot.
+    return name !== undefined && !entity ? fixed : [...fixed, ...(await this.loop.exclusive(() => this.entityRuntime.checkpoint(name)))];
   }
 
   /**

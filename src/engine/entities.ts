@@ -1,10 +1,11 @@
 import { MachineStoppedError, RecoveryError, StartError, UnknownMachineError, describe } from '../errors.js';
 import { entityKeyProblem } from '../model/entities.js';
 import type { AnyMachine } from '../model/machine.js';
-import type { EntityListing, EntityPageOptions } from '../storage/rows.js';
+import type { EntityListing, EntityPageOptions, SnapshotMeta } from '../storage/rows.js';
 import type { EventLoop } from './event-loop.js';
 import { runHook } from './hooks.js';
 import { knownEntities, listEntities } from './entity-listing.js';
+import { checkpointEntities } from './entity-checkpoint.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Persistence } from './persistence.js';
@@ -97,12 +98,19 @@ export class EntityRuntime {
     return w;
   }
 
-  private wake(f: EntityFamilyNode, key: string, name: string): WorkerNode {
+  /** A node for entity `key` of `f`, not started. */
+  private node(f: EntityFamilyNode, key: string, name: string): WorkerNode {
     const s = f.spec;
     const w = new WorkerNode({ kind: 'worker', name, machine: s.machine, restart: s.restart, shutdownMs: s.shutdownMs, backoff: null }, f.parent, -1);
     w.family = f;
     w.key = key;
     w.readable = f.readable;
+    return w;
+  }
+
+  private wake(f: EntityFamilyNode, key: string, name: string): WorkerNode {
+    const s = f.spec;
+    const w = this.node(f, key, name);
     this.start(w);
     f.awake.set(key, w);
     if (f.awake.size > s.maxActive) this.scheduleEviction(f);
@@ -237,6 +245,11 @@ export class EntityRuntime {
       if (f.awake.get(w.key) === w) f.awake.delete(w.key);
     }
     settle();
+  }
+
+  /** Snapshots entity `name`, or every entity changed since its last snapshot (see {@link checkpointEntities}). Under the loop's lock. */
+  checkpoint(name?: string): Promise<SnapshotMeta[]> {
+    return checkpointEntities(this.families.values(), this.persistence, name === undefined ? undefined : this.resolve(name)!, (f, key, entity) => this.node(f, key, entity));
   }
 
   /** Rebuilds a crashed entity from disk (its supervisor decided so). Throws StartError or RecoveryError, leaving it out of memory. */

@@ -8,7 +8,7 @@ import { asStorageError } from './sqlite.js';
  * the index `machines_by_family_key`, and purged with every row of the entity when it is deleted.
  */
 export class EntityStore {
-  private readonly q: Record<'register' | 'count' | 'page' | 'fixed' | 'isEntity', Statement>;
+  private readonly q: Record<'register' | 'count' | 'page' | 'fixed' | 'isEntity' | 'changed', Statement>;
   private readonly purgeRows: Statement[];
 
   constructor(private readonly db: Database, private readonly path: string) {
@@ -26,6 +26,11 @@ export class EntityStore {
                ORDER BY m.entity_key LIMIT @limit`),
       fixed: p('SELECT name FROM machines WHERE family IS NULL ORDER BY name').pluck(),
       isEntity: p('SELECT 1 FROM machines WHERE name = ? AND family IS NOT NULL').pluck(),
+      // From the log's index, over the family's name range ('/' + 1 is '0'): it reads the entities
+      // that have log rows, never the sleeping ones whose log was pruned at their last snapshot.
+      changed: p(`SELECT l.machine FROM request_log l WHERE l.machine > @family || '/' AND l.machine < @family || '0'
+                  GROUP BY l.machine
+                  HAVING max(l.last_seq) > coalesce((SELECT max(s.seq) FROM snapshots s WHERE s.machine = l.machine AND s.rejected IS NULL), 0)`).pluck(),
     };
     // Children first: snapshots reference machines.
     this.purgeRows = ['request_log', 'snapshots', 'failed_requests', 'idempotency_records', 'timers', 'kv_entries', 'machine_states', 'crash_history', 'held_machines'].map((t) => p(`DELETE FROM ${t} WHERE machine = ?`));
@@ -55,6 +60,11 @@ export class EntityStore {
   /** Names of the machines of the tree (every registered machine that is not an entity). */
   fixedMachineNames(): string[] {
     return this.q.fixed.all() as string[];
+  }
+
+  /** Entities of `family` whose log goes past their newest good snapshot (changed since it), by name. */
+  changedSinceSnapshot(family: string): string[] {
+    return asStorageError('listing changed entities', () => this.q.changed.all({ family }) as string[], this.path);
   }
 
   /** Whether `name` is a registered entity. */
