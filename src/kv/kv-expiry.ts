@@ -40,6 +40,8 @@ export interface ExpiryTable {
   soonestExpiry?(): number | undefined;
   due?(upTo: number, max: number): string[];
   expiredCount?(now: number | undefined): number;
+  /** Keys with an expiry time, expired or not. */
+  readonly expiringCount?: number;
   delete(key: string): boolean;
 }
 
@@ -121,3 +123,29 @@ function describeValue(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
   return typeof v === 'string' ? JSON.stringify(v.slice(0, 32)) : typeof v;
 }
+
+/**
+ * EXPIRE's condition, as Redis's NX, XX, GT, LT (and XX with GT or LT): `nx` only a key without
+ * an expiry, `xx` only one with, `gt`/`lt` only a later/earlier time than the key's, a key
+ * without expiry counting as expiring never (so `gt` never holds for it and `lt` always does).
+ */
+export type ExpireCondition = 'nx' | 'xx' | 'gt' | 'lt' | 'xx-gt' | 'xx-lt';
+
+/** Whether EXPIRE with condition `when` sets `next` on a key whose expiry is `current`. */
+export function expireConditionHolds(when: ExpireCondition, current: number | undefined, next: number): boolean {
+  switch (when) {
+    case 'nx':
+      return current === undefined;
+    case 'xx':
+      return current !== undefined;
+    case 'gt':
+    case 'xx-gt':
+      return current !== undefined && next > current;
+    case 'lt':
+      return current === undefined ? when === 'lt' : next < current;
+    case 'xx-lt':
+      return current !== undefined && next < current;
+  }
+}
+
+export const EXPIRE_CONDITIONS: readonly ExpireCondition[] = ['nx', 'xx', 'gt', 'lt', 'xx-gt', 'xx-lt'];

@@ -1,6 +1,6 @@
 import { MAX_EXPIRY_MS } from '../encoding/expiring-map.js';
 import { MAX_PAGE_LIMIT } from './kv-page.js';
-import { checkTtlMs } from './kv-expiry.js';
+import { EXPIRE_CONDITIONS, checkTtlMs, type ExpireCondition } from './kv-expiry.js';
 import { BYTE_OPS, BYTE_OPS_READ_ONLY, MAX_KEYS_PER_OP, expiryFields, validateByteOp } from './kv-ops.js';
 import type { KvInput } from './kv-machine.js';
 
@@ -78,14 +78,18 @@ function validateOne(input: unknown, inBatch: boolean): KvInput {
       needsKey();
       const fields = expiryFields(o, 'expire');
       if (fields.keepTtl || (fields.ttlMs === undefined && fields.expiresAt === undefined)) throw new TypeError('op expire needs "ttlMs" or "expiresAt" (op persist removes an expiry)');
-      return { op: 'expire', key: key as string, ...fields };
+      const when = o['when'];
+      if (when === undefined || when === null) return { op: 'expire', key: key as string, ...fields };
+      if (!EXPIRE_CONDITIONS.includes(when as ExpireCondition)) throw new TypeError(`op expire: "when" must be one of ${EXPIRE_CONDITIONS.map((c) => `"${c}"`).join(', ')}`);
+      return { op: 'expire', key: key as string, ...fields, when: when as ExpireCondition };
     }
     case 'compareAndSet':
       needsKey();
       if (!('value' in o)) throw new TypeError('op compareAndSet needs a "value" (and "expected"; omitted, it matches a missing key)');
       return { op: 'compareAndSet', key: key as string, expected: o['expected'], value: o['value'], ...expiryFields(o, 'compareAndSet') };
     case 'size':
-      return { op: 'size' };
+      if (o['expiring'] !== undefined && typeof o['expiring'] !== 'boolean') throw new TypeError('op size: "expiring" must be a boolean');
+      return o['expiring'] ? { op: 'size', expiring: true } : { op: 'size' };
     case 'batch': {
       const ops = o['ops'];
       if (!Array.isArray(ops)) throw new TypeError('op batch needs an array "ops"');

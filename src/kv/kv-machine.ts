@@ -4,7 +4,7 @@ import { ExpiringMap } from '../encoding/expiring-map.js';
 import type { KeyRange } from '../encoding/key-range.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
 import { readPage } from './kv-page.js';
-import { expiryOf, isLive, keysToRemove, remainingMs, removalTimer, removeExpired, setExpiry } from './kv-expiry.js';
+import { expireConditionHolds, expiryOf, isLive, type ExpireCondition, keysToRemove, remainingMs, removalTimer, removeExpired, setExpiry } from './kv-expiry.js';
 import { byteOpStep, liveValue, type ByteOpTable, type KvByteOpInput } from './kv-ops.js';
 import { LONE_SURROGATE, MAX_KEY_LENGTH, isReadOnlyKvInput, isWellFormed, stampKvInput, validateKvInput } from './kv-input.js';
 
@@ -29,11 +29,11 @@ export type KvInput =
   | { readonly op: 'lookup'; readonly key: string; readonly now?: number }
   | { readonly op: 'delete'; readonly key: string; readonly now?: number }
   | { readonly op: 'has'; readonly key: string; readonly now?: number }
-  | { readonly op: 'size'; readonly now?: number }
+  | { readonly op: 'size'; readonly now?: number; readonly expiring?: boolean }
   | ({ readonly op: 'entries'; readonly limit?: number; readonly keysOnly?: boolean; readonly now?: number } & KeyRange)
   | ({ readonly op: 'scan'; readonly limit?: number; readonly now?: number } & KeyRange)
   | { readonly op: 'ttl'; readonly key: string; readonly now?: number }
-  | { readonly op: 'expire'; readonly key: string; readonly ttlMs?: number; readonly expiresAt?: number; readonly now?: number }
+  | { readonly op: 'expire'; readonly key: string; readonly ttlMs?: number; readonly expiresAt?: number; readonly now?: number; readonly when?: ExpireCondition }
   | { readonly op: 'persist'; readonly key: string; readonly now?: number }
   | { readonly op: 'compareAndSet'; readonly key: string; readonly expected?: unknown; readonly value: unknown; readonly ttlMs?: number; readonly expiresAt?: number; readonly keepTtl?: boolean; readonly now?: number }
   | { readonly op: 'batch'; readonly ops: readonly KvInput[]; readonly now?: number }
@@ -92,8 +92,11 @@ function stepOne(input: KvInput, state: KvTable, now: number | undefined): KvOut
     }
     case 'has':
       return isLive(state, input.key, now);
-    case 'size':
-      return state.size - (state.expiredCount?.(now) ?? 0);
+    case 'size': {
+      const live = state.size - (state.expiredCount?.(now) ?? 0);
+      // With `expiring`: also how many live keys have an expiry (Redis's INFO keyspace `expires`).
+      return input.expiring ? { keys: live, expiring: Math.max(0, (state.expiringCount ?? 0) - (state.expiredCount?.(now) ?? 0)) } : live;
+    }
     case 'entries': {
       // A page (see readPage): cost and size follow what it returns, not the size of the store.
       const page = readPage(state, { ...input, now }).entries;
@@ -106,6 +109,7 @@ function stepOne(input: KvInput, state: KvTable, now: number | undefined): KvOut
     case 'expire': {
       const { present } = liveValue(state, input.key, now);
       if (!present || input.expiresAt === undefined) return false;
+      if (input.when && !expireConditionHolds(input.when, expiryOf(state, input.key), input.expiresAt)) return false;
       // A time already past removes the key, as Redis's EXPIRE does.
       if (now !== undefined && input.expiresAt <= now) state.delete(input.key);
       else setExpiry(state, input.key, input.expiresAt);

@@ -78,7 +78,7 @@ const info: Handler = (s, a) => {
   const wanted = new Set(a.slice(1).map((b) => b.toString('latin1').toLowerCase()));
   const want = (section: string): boolean => wanted.size === 0 || wanted.has(section) || wanted.has('all') || wanted.has('everything') || wanted.has('default');
   // Issued first and synchronously, like every call (pipeline order); answered with the rest.
-  const sizes = want('keyspace') ? machines.map((m) => app.callValue<number>(m, { op: 'size' }).catch(() => -1)) : [];
+  const sizes = want('keyspace') ? machines.map((m) => app.callValue<{ keys: number; expiring: number }>(m, { op: 'size', expiring: true }).catch(() => ({ keys: -1, expiring: -1 }))) : [];
   const m = app.metrics;
   const status = new Map<string, string>();
   countWorkers(app.status(), status);
@@ -103,7 +103,7 @@ const info: Handler = (s, a) => {
     ]]);
   return Promise.all(sizes).then((counts) => {
     if (want('keyspace'))
-      sections.push(['Keyspace', machines.map((name, i): [string, string] => [`db${i}`, `keys=${counts[i]},expires=0,avg_ttl=0,machine=${name},status=${status.get(name) ?? 'unknown'}`])]);
+      sections.push(['Keyspace', machines.map((name, i): [string, string] => [`db${i}`, `keys=${counts[i]!.keys},expires=${counts[i]!.expiring},avg_ttl=0,machine=${name},status=${status.get(name) ?? 'unknown'}`])]);
     const text = sections.map(([title, rows]) => [`# ${title}`, ...rows.map(([k, v]) => `${k}:${v}`)].join('\r\n')).join('\r\n\r\n');
     return bulk(`${text}\r\n`);
   });
