@@ -2,7 +2,7 @@ import { MAX_EXPIRY_MS } from '../encoding/expiring-map.js';
 import { MAX_PAGE_LIMIT } from './kv-page.js';
 import { EXPIRE_CONDITIONS, checkTtlMs, type ExpireCondition } from './kv-expiry.js';
 import { BYTE_OPS, BYTE_OPS_READ_ONLY, MAX_KEYS_PER_OP, expiryFields, validateByteOp } from './kv-ops.js';
-import type { KvInput } from './kv-machine.js';
+import type { KvGuard, KvInput } from './kv-machine.js';
 
 /*
  * A KV input before it reaches the step: what is accepted (validateKvInput), what is read-only,
@@ -28,6 +28,16 @@ const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan', 'ttl', ..
 const NOT_IN_BATCH = new Set(['entries', 'scan', 'batch', 'removeExpired']);
 /** Ops that neither read nor depend on expiry: no `now` is stamped on them. */
 const CLOCKLESS = new Set(['storeMany', 'removeExpired']);
+
+/** A batch's `guard` (see KvGuard), checked: at most MAX_KEYS_PER_OP keys, each `{ key, present, value? }`. */
+function validateGuard(guard: unknown): KvGuard[] {
+  if (!Array.isArray(guard) || guard.length > MAX_KEYS_PER_OP) throw new TypeError(`op batch: "guard" must be an array of at most ${MAX_KEYS_PER_OP} { key, present, value } objects`);
+  return guard.map((g: unknown, i) => {
+    const o = g as Record<string, unknown> | null;
+    if (!o || typeof o !== 'object' || typeof o['key'] !== 'string' || typeof o['present'] !== 'boolean') throw new TypeError(`op batch: guard ${i} must be { key: string, present: boolean, value? }`);
+    return o['present'] ? { key: o['key'], present: true, value: o['value'] } : { key: o['key'], present: false };
+  });
+}
 
 /** Whether a KV input changes nothing (never logged): a read, or a batch of reads only. */
 export function isReadOnlyKvInput(input: KvInput): boolean {
@@ -94,8 +104,10 @@ function validateOne(input: unknown, inBatch: boolean): KvInput {
       const ops = o['ops'];
       if (!Array.isArray(ops)) throw new TypeError('op batch needs an array "ops"');
       if (ops.length > MAX_KEYS_PER_OP) throw new TypeError(`op batch: more than ${MAX_KEYS_PER_OP} ops`);
+      const guard = o['guard'] === undefined ? undefined : validateGuard(o['guard']);
       return {
         op: 'batch',
+        ...(guard ? { guard } : {}),
         ops: ops.map((sub, i) => {
           try {
             return validateOne(sub, true);

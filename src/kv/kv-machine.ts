@@ -36,7 +36,7 @@ export type KvInput =
   | { readonly op: 'expire'; readonly key: string; readonly ttlMs?: number; readonly expiresAt?: number; readonly now?: number; readonly when?: ExpireCondition }
   | { readonly op: 'persist'; readonly key: string; readonly now?: number }
   | { readonly op: 'compareAndSet'; readonly key: string; readonly expected?: unknown; readonly value: unknown; readonly ttlMs?: number; readonly expiresAt?: number; readonly keepTtl?: boolean; readonly now?: number }
-  | { readonly op: 'batch'; readonly ops: readonly KvInput[]; readonly now?: number }
+  | { readonly op: 'batch'; readonly ops: readonly KvInput[]; readonly now?: number; readonly guard?: readonly KvGuard[] }
   | { readonly op: 'removeExpired'; readonly upTo: number }
   | KvByteOpInput;
 
@@ -63,6 +63,21 @@ function sameCbor(a: unknown, b: unknown): boolean {
   const x = cbor.encode(a);
   const y = cbor.encode(b);
   return x.length === y.length && Buffer.compare(x, y) === 0;
+}
+
+/**
+ * What a batch's `guard` expects of a key: present (live) with this value, or absent. RESP's
+ * WATCH reads it; EXEC's batch applies only if every key still reads the same.
+ */
+export interface KvGuard {
+  readonly key: string;
+  readonly present: boolean;
+  readonly value?: unknown;
+}
+
+function sameLive(state: KvTable, g: KvGuard, now: number | undefined): boolean {
+  const { present, value } = liveValue(state, g.key, now);
+  return present === g.present && (!present || sameCbor(value, g.value));
 }
 
 /** Writes `value` under `key` with the expiry a write's fields ask for (none: cleared). */
@@ -129,6 +144,8 @@ function stepOne(input: KvInput, state: KvTable, now: number | undefined): KvOut
       return true;
     }
     case 'batch':
+      // A guarded batch (RESP's WATCH) applies nothing, and answers null, if a key changed.
+      if (input.guard && !input.guard.every((g) => sameLive(state, g, now))) return null;
       return input.ops.map((op) => stepOne(op, state, now));
     case 'removeExpired':
       return removeExpired(state, input.upTo);

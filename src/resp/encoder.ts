@@ -11,6 +11,7 @@ export type Reply =
   | { readonly t: 'int'; readonly n: number | bigint }
   | { readonly t: 'bulk'; readonly b: Uint8Array }
   | { readonly t: 'null' }
+  | { readonly t: 'nullArray' }
   | { readonly t: 'array'; readonly items: readonly Reply[] }
   | { readonly t: 'map'; readonly pairs: readonly (readonly [Reply, Reply])[] };
 
@@ -19,6 +20,8 @@ export type Protocol = 2 | 3;
 
 export const OK: Reply = { t: 'simple', s: 'OK' };
 export const NIL: Reply = { t: 'null' };
+/** The nil array (`*-1` in RESP2): EXEC aborted by WATCH. */
+export const NIL_ARRAY: Reply = { t: 'nullArray' };
 export const simple = (s: string): Reply => ({ t: 'simple', s });
 /** An error reply; `s` starts with its code word (`ERR`, `NOAUTH`, ...), as in Redis. */
 export const error = (s: string): Reply => ({ t: 'error', s });
@@ -55,6 +58,9 @@ export function encodeInto(r: Reply, proto: Protocol, out: Buffer[]): void {
       return;
     case 'null':
       out.push(Buffer.from(proto === 3 ? '_\r\n' : '$-1\r\n', 'latin1'));
+      return;
+    case 'nullArray':
+      out.push(Buffer.from(proto === 3 ? '_\r\n' : '*-1\r\n', 'latin1'));
       return;
     case 'array':
       out.push(Buffer.from(`*${r.items.length}\r\n`, 'latin1'));

@@ -1,3 +1,4 @@
+import type { KvGuard } from '../kv/kv-machine.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { QueueFullError, SsmError } from '../errors.js';
 import { error, type Protocol, type Reply } from './encoder.js';
@@ -58,6 +59,8 @@ export class Session {
   transaction: Plan[] | null = null;
   /** A command queued since MULTI was refused: EXEC answers EXECABORT and applies nothing. */
   transactionFailed = false;
+  /** The keys WATCHed since the last EXEC, DISCARD or UNWATCH: their machine, and the reads of what each held. */
+  watch: { readonly machine: string; readonly reads: Promise<readonly KvGuard[]>[] } | null = null;
 
   constructor(readonly id: number, readonly server: ServerContext) {
     this.authenticated = server.options.token === undefined;

@@ -1,5 +1,5 @@
 /**
- * MULTI, EXEC, DISCARD (and WATCH, refused): a transaction over the selected KV machine. The
+ * MULTI, EXEC, DISCARD, WATCH, UNWATCH: a transaction over the selected KV machine. The
  * commands after MULTI are not run but queued (each answered +QUEUED) as their plans (one KV
  * request each, see string-commands.ts); EXEC sends them all as ONE `batch` request of that
  * machine, so they are applied atomically, in order, in one step and one log entry, durable
@@ -8,13 +8,13 @@
  * request, such as KEYS, SCAN, SELECT, INFO) makes EXEC answer EXECABORT and apply nothing; an
  * error at run time (INCR of a non-integer) is that command's reply, and the others still apply.
  *
- * WATCH is refused: EXEC is one atomic request, so what WATCH guards against cannot happen
- * between a transaction's commands; a read-then-write conflict is what SET NX/XX and the HTTP
- * `compareAndSet` op are for.
+ * WATCH k... reads what the keys hold; EXEC's batch then carries them as its `guard` and applies
+ * nothing (answering nil) if any changed meanwhile: optimistic locking, checked in the same step.
  */
-import { array, error, OK, simple, type Reply } from './encoder.js';
+import type { KvGuard } from '../kv/kv-machine.js';
+import { array, error, NIL_ARRAY, OK, simple, type Reply } from './encoder.js';
 import { errorReply, type Session } from './session.js';
-import { ReplyError, type Handler, type Plan, type Planner } from './string-commands.js';
+import { ReplyError, keyOf, type Handler, type Plan, type Planner } from './string-commands.js';
 
 const QUEUED = simple('QUEUED');
 
@@ -61,19 +61,64 @@ function joined(plans: readonly Plan[]): { ops: unknown[]; replies: (outputs: re
   };
 }
 
+/**
+ * What the WATCHed keys held when they were read (the first read of a key counts, as Redis keeps
+ * the first WATCH); null when a read failed, which aborts EXEC rather than run it unguarded.
+ */
+function watchedGuard(s: Session): Promise<KvGuard[] | null> | null {
+  const watch = s.watch;
+  s.watch = null;
+  if (watch === null) return null;
+  // Keys watched in another database (SELECT since): EXEC cannot guard them here, so it aborts.
+  if (watch.machine !== s.machine) return Promise.resolve(null);
+  return Promise.all(watch.reads).then(
+    (reads) => [...new Map(reads.flat().reverse().map((g) => [g.key, g])).values()],
+    () => null,
+  );
+}
+
 const exec: Handler = (s) => {
   const plans = s.transaction;
   if (plans === null) return error('ERR EXEC without MULTI');
   const failed = s.transactionFailed;
+  const guarded = watchedGuard(s);
   s.transaction = null;
   s.transactionFailed = false;
   if (failed) return error('EXECABORT Transaction discarded because of previous errors.');
-  if (plans.length === 0) return array([]);
+  if (plans.length === 0 && guarded === null) return array([]);
   const { ops, replies } = joined(plans);
   const onInternal = s.server.options.onInternalError;
-  return s.server.options.app.callValue<unknown[]>(s.machine, { op: 'batch', ops }).then(
-    (outputs) => array(replies(outputs)),
-    (err: unknown) => errorReply(err, onInternal),
+  const run = (guard: KvGuard[] | undefined): Promise<Reply> =>
+    s.server.options.app.callValue<unknown[] | null>(s.machine, { op: 'batch', ops, ...(guard ? { guard } : {}) }).then(
+      (outputs) => (outputs === null ? NIL_ARRAY : array(replies(outputs))),
+      (err: unknown) => errorReply(err, onInternal),
+    );
+  return guarded === null ? run(undefined) : guarded.then((guard) => (guard === null ? NIL_ARRAY : run(guard)));
+};
+
+/**
+ * WATCH: reads what each key holds now, in order with the connection's other commands; EXEC then
+ * runs its batch only if every watched key still holds the same (else answers nil and applies
+ * nothing). Compared by value: a write that leaves the same value does not abort, unlike Redis.
+ */
+const watch: Handler = (s, a) => {
+  if (s.transaction !== null) return error('ERR WATCH inside MULTI is not allowed');
+  const machine = s.machine;
+  if (s.watch !== null && s.watch.machine !== machine) return error('ERR WATCH of keys of another database: EXEC runs on one machine (UNWATCH, or EXEC, first)');
+  let keys: string[];
+  try {
+    keys = a.slice(1).map((k) => keyOf(k));
+  } catch (err) {
+    if (err instanceof ReplyError) return err.reply;
+    throw err;
+  }
+  const read = s.server.options.app
+    .callValue<unknown[]>(machine, { op: 'batch', ops: keys.flatMap((key) => [{ op: 'has', key }, { op: 'lookup', key }]) })
+    .then((out) => keys.map((key, i): KvGuard => (out[2 * i] ? { key, present: true, value: out[2 * i + 1] } : { key, present: false })));
+  (s.watch ??= { machine, reads: [] }).reads.push(read);
+  return read.then(
+    () => OK,
+    (err: unknown) => errorReply(err, s.server.options.onInternalError),
   );
 };
 
@@ -93,17 +138,17 @@ export const TRANSACTION_COMMANDS: Record<string, readonly [number, Handler]> = 
     (s) => {
       if (s.transaction === null) return error('ERR DISCARD without MULTI');
       s.transaction = null;
+      s.watch = null;
       s.transactionFailed = false;
       return OK;
     },
   ],
-  watch: [
-    -2,
+  watch: [-2, watch],
+  unwatch: [
+    1,
     (s) => {
-      if (s.transaction !== null) return error('ERR WATCH inside MULTI is not allowed');
-      return error('ERR WATCH is not supported: EXEC applies its commands as one atomic request of the KV machine; use SET NX/XX, or the compareAndSet op over HTTP, for a read-then-write');
+      s.watch = null;
+      return OK;
     },
   ],
-  // Nothing is ever watched; clients send it to reset a connection.
-  unwatch: [1, () => OK],
 };
