@@ -157,3 +157,21 @@ test('no backoff (the default): the restart is immediate, as in OTP', async (t) 
   await crash(app);
   t.is(statusOf(app, 'w'), 'running');
 });
+
+test('a misspelt backoff option is a ConfigError naming it and the accepted ones', (t) => {
+  const err = t.throws(() => worker('w', counter, { backoff: { minMs: 100, maxMs: 1000, initalMs: 100 } as never }), { instanceOf: ConfigError });
+  t.regex(err!.message, /^worker w: backoff\./);
+  t.regex(err!.message, /initalMs/);
+  for (const key of ['minMs', 'maxMs', 'factor', 'jitter', 'resetAfterMs', 'whileWaiting']) t.true(err!.message.includes(key), `names ${key}: ${err!.message}`);
+});
+
+test("delays beyond what a timer holds (2^31-1 ms; Node fires a longer one at once) are ConfigErrors, and jitter never pushes a delay past it", (t) => {
+  const limit = 2 ** 31 - 1;
+  for (const bad of [{ minMs: 1, maxMs: limit + 1 }, { minMs: limit + 1, maxMs: limit + 1 }, { minMs: 1, maxMs: 1e12 }]) {
+    const err = t.throws(() => worker('w', counter, { backoff: bad }), { instanceOf: ConfigError });
+    t.regex(err!.message, /^worker w: backoff\.(minMs|maxMs).*2147483647/);
+  }
+  const p = resolveBackoff('w', { minMs: 1000, maxMs: limit, jitter: 1 })!;
+  t.true(backoffDelay(40, p, 0.999) <= limit, 'a jittered delay is clamped to what a timer holds');
+  t.is(backoffDelay(1, resolveBackoff('w', { minMs: 1000, maxMs: limit, jitter: 1 })!, 0.5), 1500);
+});
