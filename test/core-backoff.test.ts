@@ -175,3 +175,30 @@ test("delays beyond what a timer holds (2^31-1 ms; Node fires a longer one at on
   t.true(backoffDelay(40, p, 0.999) <= limit, 'a jittered delay is clamped to what a timer holds');
   t.is(backoffDelay(1, resolveBackoff('w', { minMs: 1000, maxMs: limit, jitter: 1 })!, 0.5), 1500);
 });
+
+test('a crash while stopping (the drain) does not make stop wait out its backoff: waiting calls get ApplicationStoppedError, no restart', async (t) => {
+  const { app, events } = await start(t, { minMs: 3000, maxMs: 3000 });
+  // Queued before the stop: the drain steps the crash, and the add behind it would wait for the restart.
+  const crashing = crash(app);
+  const behind = app.call('w', 'add', { timeoutMs: 0 });
+  const t0 = performance.now();
+  await app.stop();
+  const took = performance.now() - t0;
+  t.true(took < 1500, `stop did not wait out the 3 s backoff: ${Math.round(took)} ms`);
+  t.truthy(await crashing);
+  await t.throwsAsync(behind, { instanceOf: ApplicationStoppedError });
+  t.is(events.filter(([type, who]) => type === 'started' && who === 'w').length, 1, 'never restarted');
+});
+
+test.serial('retryAfterMs comes from the monotonic clock: a wall-clock step back does not make it huge', async (t) => {
+  const { app } = await start(t, { minMs: 300, maxMs: 300, whileWaiting: 'fail' });
+  await crash(app);
+  const wall = Date.now;
+  Date.now = () => wall() - 3_600_000;
+  try {
+    const err = await t.throwsAsync(app.call('w', 'add'), { instanceOf: MachineRestartingError });
+    t.true(err!.retryAfterMs > 0 && err!.retryAfterMs <= 300, `retryAfterMs ${err!.retryAfterMs}`);
+  } finally {
+    Date.now = wall;
+  }
+});

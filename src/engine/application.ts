@@ -259,7 +259,7 @@ export class App {
     this.stopping ??= (async () => {
       this.admission.accepting = false;
       this.timers.stop();
-      for (const w of this.supervision.endBackoffs()) for (const r of this.loop.takeFor(w)) r.settle(new ApplicationStoppedError());
+      this.supervision.endBackoffs((ended) => ended.forEach((w) => this.loop.takeFor(w).forEach((r) => r.settle(new ApplicationStoppedError()))));
       await this.loop.idle();
       await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
     })();

@@ -243,9 +243,9 @@ export class Supervision {
     });
   }
 
-  /** Ends every backoff wait (a stop does not wait them out); returns the workers that were waiting, now stopped. */
-  endBackoffs(): WorkerNode[] {
-    return this.backoffs.endAll();
+  /** Ends every backoff wait, and those begun later (a crash while the stop drains) at once: `ended` gets their workers, now stopped. */
+  endBackoffs(ended: (workers: readonly WorkerNode[]) => void): void {
+    this.backoffs.closeAll(ended);
   }
 
   /** Stops the children `stop` of `sup` for a restart (a temporary sibling for good). */
