@@ -202,3 +202,31 @@ test.serial('retryAfterMs comes from the monotonic clock: a wall-clock step back
     Date.now = wall;
   }
 });
+
+test('a restart that fails to start again (init throws) is retried after the next, longer delay, not at once', async (t) => {
+  const failing = { starts: 0 };
+  const fragile = defineMachine<number, 'add' | 'boom', number>({
+    init: () => {
+      if (failing.starts > 0) {
+        failing.starts--;
+        throw new Error('cannot start yet');
+      }
+      return 0;
+    },
+    step: counter.step,
+  });
+  const events: [string, string, number][] = [];
+  const t0 = performance.now();
+  const logger = (e: LifecycleEvent): void => void events.push([e.type, 'machine' in e ? e.machine : '', performance.now() - t0]);
+  const tree = supervisor('one_for_one', [worker('w', fragile, { backoff: { minMs: 100, maxMs: 1000, resetAfterMs: 60_000 } })], { intensity: 100, periodMs: 60_000 });
+  const app = await startApplication(tree, { db: ':memory:', logger, crashLoop: false });
+  t.teardown(() => app.stop());
+  failing.starts = 2;
+  await crash(app);
+  await until(() => statusOf(app, 'w') === 'running');
+  const [wait] = waits(events);
+  // 100 ms to the first attempt (fails), 200 to the second (fails), 400 to the third: 700 at least.
+  t.true(wait! >= 699, `the failed starts were retried after growing delays: ${Math.round(wait!)} ms`);
+  t.is(failing.starts, 0);
+  t.is(events.filter(([type]) => type === 'backoff').length, 3, 'a backoff per failed attempt');
+});

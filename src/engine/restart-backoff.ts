@@ -1,3 +1,4 @@
+import { backoffDelay, consecutiveCrashes } from '../model/backoff.js';
 import type { Persistence } from './persistence.js';
 import type { WorkerNode } from './runtime-tree.js';
 
@@ -7,6 +8,16 @@ import type { WorkerNode } from './runtime-tree.js';
  */
 export function retryAfterMs(w: WorkerNode): number {
   return Math.max(0, Math.ceil(w.restartAt - performance.now()));
+}
+
+/**
+ * The delay before restarting `w` after a crash (or a failed start: it ran 0 ms), counting it
+ * as one more in a row; 0 (at once, as OTP) without backoff.
+ */
+export function nextBackoff(w: WorkerNode, ranMs: number): number {
+  if (!w.backoff) return 0;
+  w.consecutiveCrashes = consecutiveCrashes(w.consecutiveCrashes, ranMs, w.backoff);
+  return backoffDelay(w.consecutiveCrashes, w.backoff, Math.random());
 }
 
 interface Wait {

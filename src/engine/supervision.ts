@@ -4,9 +4,8 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { CrashLoopGuard } from './crash-loop.js';
 import type { Persistence } from './persistence.js';
-import { RestartBackoffs } from './restart-backoff.js';
+import { RestartBackoffs, nextBackoff } from './restart-backoff.js';
 import { planRestart, planRetry, type RestartDecision, type SupervisorWindow } from './restart-plan.js';
-import { backoffDelay, consecutiveCrashes } from '../model/backoff.js';
 import { isAlive, present, workersOf, type EntityFamilyNode, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 import type { EntityRuntime } from './entities.js';
 import { EntityCrashes } from './entity-supervision.js';
@@ -121,12 +120,7 @@ export class Supervision {
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
     this.crashLoop.crashed(w, 'crash', error);
-    let delayMs = 0;
-    if (w.backoff) {
-      w.consecutiveCrashes = consecutiveCrashes(w.consecutiveCrashes, this.now() - w.startedAt, w.backoff);
-      delayMs = backoffDelay(w.consecutiveCrashes, w.backoff, Math.random());
-    }
-    await this.childFailed(w.parent, w.index, error, delayMs);
+    await this.childFailed(w.parent, w.index, error, nextBackoff(w, this.now() - w.startedAt));
   }
 
   /**
@@ -211,8 +205,12 @@ export class Supervision {
       // intensity, so only a start that keeps failing escalates.
       error = startFailed.error;
       crashed = startFailed.at;
+      // A worker with backoff that failed to start again waits its next, longer delay: a start
+      // failing at once must not be retried at once (the failed worker kept its status).
+      const failedWorker = workersOf(sup.children[crashed]!).find((w) => w.status === 'failed');
+      const delayMs = failedWorker ? nextBackoff(failedWorker, 0) : 0;
       // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (delayMs === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       ({ decision, restartTimes } = planRetry({
         ...this.windowOf(sup),
         failed: crashed,
@@ -220,6 +218,7 @@ export class Supervision {
         alive: sup.children.map((c, i) => i !== crashed && isAlive(c)),
       }));
       sup.restartTimes = restartTimes;
+      if (delayMs > 0 && decision.action === 'restart') return this.restartLater(sup, decision, crashed, error, delayMs);
     }
     await this.escalate(sup, error);
   }
