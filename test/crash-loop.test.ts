@@ -118,3 +118,32 @@ test('real processes: a machine that crashes its tree in every run (each process
   t.is(await again.waitFor((l) => l.startsWith('status')), 'status bad running', 'released: it starts again');
   t.is((await again.closed).code, 1);
 });
+
+test('over HTTP: releasing a machine that fails to start again answers 503 START_ERROR (not 500); it is failed, not held, until released once fixed', async (t) => {
+  const db = tempDb(t);
+  const broken = { now: true };
+  const tree = () => supervisor('one_for_one', [worker('good', fragile({ now: false })), worker('bad', fragile(broken))]);
+  const options = { db, logger: false as const, crashLoop: { runs: 2, windowMs: 60_000 } };
+  for (let run = 1; run <= 2; run++) await t.throwsAsync(startApplication(tree(), options), { instanceOf: StartError });
+  const app = await startApplication(tree(), options);
+  t.teardown(() => app.stop());
+  const endpoint = await serve({ app, port: 0 });
+  t.teardown(() => endpoint.close());
+  const url = `http://127.0.0.1:${endpoint.port}`;
+  const release = (): Promise<Response> => fetch(`${url}/v1/machines/bad/release`, { method: 'POST' });
+  const failed = await release();
+  t.is(failed.status, 503);
+  const body = (await failed.json()) as { error: { code: string; message: string; cause?: { message: string } } };
+  t.is(body.error.code, 'START_ERROR');
+  t.regex(body.error.message, /bad failed to start: .*cannot start/);
+  t.is(body.error.cause?.message, 'cannot start');
+  t.is(statusOfMachine(app, 'bad'), 'failed');
+  const call = await fetch(`${url}/v1/machines/bad/call`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '"add"' });
+  t.is(call.status, 503);
+  t.is(((await call.json()) as { error: { code: string } }).error.code, 'MACHINE_STOPPED');
+  t.deepEqual(sql(db, 'SELECT count(*) AS n FROM held_machines WHERE released_at IS NULL'), [{ n: 0 }], 'released: its failed start is one run after the release, under the threshold');
+  broken.now = false;
+  const fixed = await release();
+  t.deepEqual([fixed.status, await fixed.json()], [200, { released: false }]);
+  t.is(statusOfMachine(app, 'bad'), 'running');
+});
