@@ -1,4 +1,5 @@
 import test from 'ava';
+import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startApplication } from '../src/engine/application.js';
@@ -23,6 +24,20 @@ function fragile(broken: { now: boolean }) {
       return 0;
     },
     step: (_i, n) => [n + 1, n + 1],
+  });
+}
+
+/** Crashes on input 'boom'; its init throws while `broken.now` is true. */
+function crashy(broken: { now: boolean }) {
+  return defineMachine<number, 'add' | 'boom', number>({
+    init: () => {
+      if (broken.now) throw new Error('cannot start');
+      return 0;
+    },
+    step: (i, n) => {
+      if (i === 'boom') throw new Error('boom');
+      return [n + 1, n + 1];
+    },
   });
 }
 
@@ -146,4 +161,71 @@ test('over HTTP: releasing a machine that fails to start again answers 503 START
   const fixed = await release();
   t.deepEqual([fixed.status, await fixed.json()], [200, { released: false }]);
   t.is(statusOfMachine(app, 'bad'), 'running');
+});
+
+test('a run with over a thousand crashes does not push the earlier runs inside the window out of the history: the loop is still seen', async (t) => {
+  const db = tempDb(t);
+  const held: string[] = [];
+  const tree = () => supervisor('one_for_one', [worker('bad', crashy({ now: false }))], { intensity: 10_000, periodMs: 60_000 });
+  const options = { db, crashLoop: { runs: 3, windowMs: 600_000 }, logger: (e: { type: string; machine?: string }) => void (e.type === 'held' && held.push(e.machine!)) };
+  const run = async (): Promise<void> => {
+    const app = await startApplication(tree(), options);
+    await app.call('bad', 'boom').catch(() => undefined);
+    await app.stop();
+  };
+  await run();
+  // A second run that crashed 1,200 times (as a high intensity allows), all within the window.
+  const raw = new Database(db);
+  const insert = raw.prepare("INSERT INTO crash_history (machine, run_id, kind, error, crashed_at, crashed_ms) VALUES ('bad', 'run-2', 'crash', 'boom', ?, ?)");
+  raw.transaction(() => {
+    for (let i = 0; i < 1200; i++) insert.run(new Date().toISOString(), Date.now());
+  })();
+  raw.close();
+  await run();
+  t.deepEqual(held, ['bad'], 'crashes in 3 runs within the window: held');
+  t.deepEqual(sql(db, "SELECT count(DISTINCT run_id) AS runs, count(*) AS crashes FROM crash_history WHERE machine = 'bad'"), [{ runs: 3, crashes: 1202 }], 'every crash inside the window is kept');
+});
+
+test.serial('a wall-clock step back after a release does not hide the crashes that follow it', async (t) => {
+  const db = tempDb(t);
+  const broken = { now: true };
+  const tree = () => supervisor('one_for_one', [worker('bad', crashy(broken))], { intensity: 10, periodMs: 60_000 });
+  const options = { db, logger: false as const, crashLoop: { runs: 2, windowMs: 60_000 } };
+  for (let run = 1; run <= 2; run++) await t.throwsAsync(startApplication(tree(), options), { instanceOf: StartError });
+  const wall = Date.now;
+  try {
+    const third = await startApplication(tree(), options);
+    broken.now = false;
+    t.true(await third.release('bad'));
+    // NTP steps the clock back an hour: every later crash is stamped before the release.
+    Date.now = () => wall() - 3_600_000;
+    await third.call('bad', 'boom').catch(() => undefined);
+    await third.stop();
+    const fourth = await startApplication(tree(), options);
+    t.teardown(() => fourth.stop());
+    t.is(statusOfMachine(fourth, 'bad'), 'running');
+    await fourth.call('bad', 'boom').catch(() => undefined);
+    t.is(statusOfMachine(fourth, 'bad'), 'held', 'crashes in 2 runs since the release: held again');
+  } finally {
+    Date.now = wall;
+  }
+});
+
+test('migration 010: a release made before it still hides the crashes before it, not those after', async (t) => {
+  const db = tempDb(t);
+  const { loadMigrations, migrate } = await import('../src/storage/migrations.js');
+  const old = new Database(db);
+  migrate(old, loadMigrations().filter((m) => m.version <= 9));
+  const crash = old.prepare("INSERT INTO crash_history (machine, run_id, kind, error, crashed_at, crashed_ms) VALUES ('bad', ?, 'crash', 'boom', '', ?)");
+  const now = Date.now();
+  for (const run of ['r1', 'r2']) crash.run(run, now - 5000);
+  old.prepare("INSERT INTO held_machines (machine, held_at, runs, window_ms, last_error, released_at, released_ms) VALUES ('bad', '', 2, 60000, 'boom', '', ?)").run(now - 4000);
+  crash.run('r3', now - 3000);
+  old.close();
+  const tree = supervisor('one_for_one', [worker('bad', crashy({ now: false }))], { intensity: 10, periodMs: 60_000 });
+  const app = await startApplication(tree, { db, logger: false, crashLoop: { runs: 3, windowMs: 60_000 } });
+  t.teardown(() => app.stop());
+  t.deepEqual(sql(db, 'SELECT released_id FROM held_machines'), [{ released_id: 2 }]);
+  await app.call('bad', 'boom').catch(() => undefined);
+  t.is(statusOfMachine(app, 'bad'), 'running', 'two runs since the release (r3 and this one), under 3');
 });
