@@ -229,3 +229,40 @@ test('migration 010: a release made before it still hides the crashes before it,
   await app.call('bad', 'boom').catch(() => undefined);
   t.is(statusOfMachine(app, 'bad'), 'running', 'two runs since the release (r3 and this one), under 3');
 });
+
+test.serial('a crash recovered once per run holds the machine only when the runs with one reach the threshold within the window', async (t) => {
+  const db = tempDb(t);
+  const tree = () => supervisor('one_for_one', [worker('bad', crashy({ now: false })), worker('good', crashy({ now: false }))], { intensity: 10, periodMs: 60_000 });
+  const options = { db, logger: false as const, crashLoop: { runs: 3, windowMs: 60_000 } };
+  const wall = Date.now;
+  let offset = 0;
+  Date.now = () => wall() + offset;
+  /** One run: crashes `bad` once at its start, then it works; returns its status at the end. */
+  const run = async (): Promise<string> => {
+    const app = await startApplication(tree(), options);
+    try {
+      await app.call('bad', 'boom').catch(() => undefined);
+      if (statusOfMachine(app, 'bad') === 'running') t.is(typeof (await app.call('bad', 'add')), 'number', 'recovered');
+      return statusOfMachine(app, 'bad');
+    } finally {
+      await app.stop();
+    }
+  };
+  try {
+    // Five runs, 40 s apart: never 3 of them within 60 s.
+    for (let i = 0; i < 5; i++) {
+      t.is(await run(), 'running', `run ${i + 1}`);
+      offset += 40_000;
+    }
+    // Then three within the window: that is the loop the rule holds back (README, Crash loops).
+    offset += 120_000;
+    t.is(await run(), 'running');
+    offset += 10_000;
+    t.is(await run(), 'running');
+    offset += 10_000;
+    t.is(await run(), 'held', 'the third run with a crash within 60 s');
+    t.deepEqual(sql(db, 'SELECT runs FROM held_machines WHERE released_at IS NULL'), [{ runs: 3 }]);
+  } finally {
+    Date.now = wall;
+  }
+});
