@@ -266,3 +266,23 @@ test.serial('a crash recovered once per run holds the machine only when the runs
     Date.now = wall;
   }
 });
+
+test('rest_for_one: releasing a held machine restarts the siblings after it, after it (they started without it when it was held)', async (t) => {
+  const db = tempDb(t);
+  const events: string[] = [];
+  const logger = (e: { type: string; machine?: string; reason?: string }): void => {
+    if ((e.type === 'started' || e.type === 'terminated') && e.machine) events.push(`${e.type} ${e.machine}`);
+  };
+  const tree = supervisor('rest_for_one', [worker('a', crashy({ now: false })), worker('bad', crashy({ now: false })), worker('c', crashy({ now: false })), worker('d', crashy({ now: false }))], { intensity: 10, periodMs: 60_000 });
+  const app = await startApplication(tree, { db, logger, crashLoop: { runs: 1, windowMs: 60_000 } });
+  t.teardown(() => app.stop());
+  t.is(await app.call('c', 'add'), 1);
+  await app.call('bad', 'boom').catch(() => undefined);
+  t.is(statusOfMachine(app, 'bad'), 'held', 'one run with a crash is a loop with runs: 1');
+  t.is(statusOfMachine(app, 'c'), 'running', 'the rest serves meanwhile');
+  events.length = 0;
+  t.true(await app.release('bad'));
+  t.deepEqual(events, ['terminated d', 'terminated c', 'started bad', 'started c', 'started d'], 'the siblings after it are restarted after it, as rest_for_one restarts them');
+  t.deepEqual(['a', 'bad', 'c', 'd'].map((n) => statusOfMachine(app, n)), ['running', 'running', 'running', 'running']);
+  t.is(await app.call('c', 'add'), 2, 'c restarted from its durable state');
+});

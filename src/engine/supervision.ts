@@ -140,11 +140,20 @@ export class Supervision {
     w.normalExit = true;
   }
 
-  /** Starts `w` again, after its hold was released, if it is held back or its start failed; throws StartError if it fails to start. */
+  /**
+   * Starts `w` again after its hold was released, if it is held back or its start failed; throws
+   * StartError if it fails to start. Under rest_for_one the running siblings after it started
+   * without it: they are restarted after it, as a restart of `w` would (temporary ones are left
+   * running), and started again even if it fails, as they ran without it before.
+   */
   async release(w: WorkerNode): Promise<void> {
     if (w.status !== 'held' && w.status !== 'failed') return;
+    const after = w.parent.strategy === 'rest_for_one' ? w.parent.children.slice(w.index + 1).filter((c) => isAlive(c) && !(c.kind === 'worker' && c.restart === 'temporary')) : [];
+    for (const c of [...after].reverse()) await this.stop(c, 'restart');
     w.status = 'stopped';
-    await this.start(w);
+    await this.start(w).finally(async () => {
+      for (const c of after) await this.start(c);
+    });
   }
 
   /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
@@ -205,8 +214,7 @@ export class Supervision {
       // intensity, so only a start that keeps failing escalates.
       error = startFailed.error;
       crashed = startFailed.at;
-      // A worker with backoff that failed to start again waits its next, longer delay: a start
-      // failing at once must not be retried at once (the failed worker kept its status).
+      // Not at once: a worker with backoff that failed to start (status kept) waits its next delay.
       const failedWorker = workersOf(sup.children[crashed]!).find((w) => w.status === 'failed');
       const delayMs = failedWorker ? nextBackoff(failedWorker, 0) : 0;
       // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
