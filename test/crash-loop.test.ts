@@ -286,3 +286,17 @@ test('rest_for_one: releasing a held machine restarts the siblings after it, aft
   t.deepEqual(['a', 'bad', 'c', 'd'].map((n) => statusOfMachine(app, n)), ['running', 'running', 'running', 'running']);
   t.is(await app.call('c', 'add'), 2, 'c restarted from its durable state');
 });
+
+test('a released machine whose failed start makes a crash loop again is held again, in memory as on disk: its callers get MachineHeldError', async (t) => {
+  const db = tempDb(t);
+  const tree = () => supervisor('one_for_one', [worker('good', fragile({ now: false })), worker('bad', fragile({ now: true }))]);
+  const options = { db, logger: false as const, crashLoop: { runs: 1, windowMs: 60_000 } };
+  await t.throwsAsync(startApplication(tree(), options), { instanceOf: StartError });
+  const app = await startApplication(tree(), options);
+  t.teardown(() => app.stop());
+  t.is(statusOfMachine(app, 'bad'), 'held');
+  await t.throwsAsync(app.release('bad'), { instanceOf: StartError });
+  t.deepEqual(sql(db, 'SELECT count(*) AS n FROM held_machines WHERE released_at IS NULL'), [{ n: 1 }], 'held again on disk (runs: 1)');
+  t.is(statusOfMachine(app, 'bad'), 'held', 'and so in memory');
+  await t.throwsAsync(app.call('bad', 'add'), { instanceOf: MachineHeldError });
+});

@@ -72,10 +72,11 @@ export class Supervision {
     try {
       report = this.persistence.restore(w);
     } catch (err) {
-      w.status = 'failed';
+      // Held at once if this failure makes a crash loop: in memory as on disk (a release's restart).
+      w.held = this.crashLoop.crashed(w, 'start', err) ?? null;
+      w.status = w.held ? 'held' : 'failed';
       w.lastError = describe(err);
-      this.persistence.setStatus(w, 'failed', 0, w.lastError);
-      this.crashLoop.crashed(w, 'start', err);
+      this.persistence.setStatus(w, w.status, 0, w.lastError);
       // The failure must say which machine it was: a RecoveryError already does.
       throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
@@ -263,10 +264,7 @@ export class Supervision {
     }
   }
 
-  /**
-   * One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose
-   * start threw (its partly started subtree stopped again), or null when all started.
-   */
+  /** One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose start threw (its partly started subtree stopped again), or null when all started. */
   private async restartChildren(sup: SupervisorNode, decision: { stop: readonly number[]; start: readonly number[] }, crashed: number): Promise<{ at: number; error: unknown } | null> {
     const nodes = decision.start.map((i) => sup.children[i]!);
     sup.status = 'restarting';
