@@ -157,3 +157,76 @@ test('no backoff (the default): the restart is immediate, as in OTP', async (t) 
   await crash(app);
   t.is(statusOf(app, 'w'), 'running');
 });
+
+test('a misspelt backoff option is a ConfigError naming it and the accepted ones', (t) => {
+  const err = t.throws(() => worker('w', counter, { backoff: { minMs: 100, maxMs: 1000, initalMs: 100 } as never }), { instanceOf: ConfigError });
+  t.regex(err!.message, /^worker w: backoff\./);
+  t.regex(err!.message, /initalMs/);
+  for (const key of ['minMs', 'maxMs', 'factor', 'jitter', 'resetAfterMs', 'whileWaiting']) t.true(err!.message.includes(key), `names ${key}: ${err!.message}`);
+});
+
+test("delays beyond what a timer holds (2^31-1 ms; Node fires a longer one at once) are ConfigErrors, and jitter never pushes a delay past it", (t) => {
+  const limit = 2 ** 31 - 1;
+  for (const bad of [{ minMs: 1, maxMs: limit + 1 }, { minMs: limit + 1, maxMs: limit + 1 }, { minMs: 1, maxMs: 1e12 }]) {
+    const err = t.throws(() => worker('w', counter, { backoff: bad }), { instanceOf: ConfigError });
+    t.regex(err!.message, /^worker w: backoff\.(minMs|maxMs).*2147483647/);
+  }
+  const p = resolveBackoff('w', { minMs: 1000, maxMs: limit, jitter: 1 })!;
+  t.true(backoffDelay(40, p, 0.999) <= limit, 'a jittered delay is clamped to what a timer holds');
+  t.is(backoffDelay(1, resolveBackoff('w', { minMs: 1000, maxMs: limit, jitter: 1 })!, 0.5), 1500);
+});
+
+test('a crash while stopping (the drain) does not make stop wait out its backoff: waiting calls get ApplicationStoppedError, no restart', async (t) => {
+  const { app, events } = await start(t, { minMs: 3000, maxMs: 3000 });
+  // Queued before the stop: the drain steps the crash, and the add behind it would wait for the restart.
+  const crashing = crash(app);
+  const behind = app.call('w', 'add', { timeoutMs: 0 });
+  const t0 = performance.now();
+  await app.stop();
+  const took = performance.now() - t0;
+  t.true(took < 1500, `stop did not wait out the 3 s backoff: ${Math.round(took)} ms`);
+  t.truthy(await crashing);
+  await t.throwsAsync(behind, { instanceOf: ApplicationStoppedError });
+  t.is(events.filter(([type, who]) => type === 'started' && who === 'w').length, 1, 'never restarted');
+});
+
+test.serial('retryAfterMs comes from the monotonic clock: a wall-clock step back does not make it huge', async (t) => {
+  const { app } = await start(t, { minMs: 300, maxMs: 300, whileWaiting: 'fail' });
+  await crash(app);
+  const wall = Date.now;
+  Date.now = () => wall() - 3_600_000;
+  try {
+    const err = await t.throwsAsync(app.call('w', 'add'), { instanceOf: MachineRestartingError });
+    t.true(err!.retryAfterMs > 0 && err!.retryAfterMs <= 300, `retryAfterMs ${err!.retryAfterMs}`);
+  } finally {
+    Date.now = wall;
+  }
+});
+
+test('a restart that fails to start again (init throws) is retried after the next, longer delay, not at once', async (t) => {
+  const failing = { starts: 0 };
+  const fragile = defineMachine<number, 'add' | 'boom', number>({
+    init: () => {
+      if (failing.starts > 0) {
+        failing.starts--;
+        throw new Error('cannot start yet');
+      }
+      return 0;
+    },
+    step: counter.step,
+  });
+  const events: [string, string, number][] = [];
+  const t0 = performance.now();
+  const logger = (e: LifecycleEvent): void => void events.push([e.type, 'machine' in e ? e.machine : '', performance.now() - t0]);
+  const tree = supervisor('one_for_one', [worker('w', fragile, { backoff: { minMs: 100, maxMs: 1000, resetAfterMs: 60_000 } })], { intensity: 100, periodMs: 60_000 });
+  const app = await startApplication(tree, { db: ':memory:', logger, crashLoop: false });
+  t.teardown(() => app.stop());
+  failing.starts = 2;
+  await crash(app);
+  await until(() => statusOf(app, 'w') === 'running');
+  const [wait] = waits(events);
+  // 100 ms to the first attempt (fails), 200 to the second (fails), 400 to the third: 700 at least.
+  t.true(wait! >= 699, `the failed starts were retried after growing delays: ${Math.round(wait!)} ms`);
+  t.is(failing.starts, 0);
+  t.is(events.filter(([type]) => type === 'backoff').length, 3, 'a backoff per failed attempt');
+});

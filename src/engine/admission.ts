@@ -1,5 +1,6 @@
 import { ApplicationStoppedError, CallTimeoutError, ConfigError, DecodeError, MachineHeldError, MachineRestartingError, MachineStoppedError, PayloadTooLargeError, SsmError, UnknownMachineError, describe } from '../errors.js';
 import { cbor } from '../encoding/cbor.js';
+import { retryAfterMs } from './restart-backoff.js';
 import { Deadlines } from './deadlines.js';
 import { checkIdempotencyKey } from './idempotency.js';
 import type { EventLoop } from './event-loop.js';
@@ -111,7 +112,7 @@ export class Admission {
     let w = this.workers.get(name);
     let entity = false;
     if (w) {
-      if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, Math.max(0, w.restartAt - Date.now())));
+      if (w.status === 'backoff' && w.backoff?.whileWaiting === 'fail') return this.refuse(reject, new MachineRestartingError(name, retryAfterMs(w)));
       if (w.status === 'held' && w.held) return this.refuse(reject, new MachineHeldError(name, w.held.runs, w.held.windowMs));
       if ((w.status === 'stopped' || w.status === 'failed') && !this.isEnded() && (w.restart === 'temporary' || w.status === 'failed')) return this.refuse(reject, new MachineStoppedError(name));
     } else {

@@ -236,9 +236,9 @@ export class App {
 
   /**
    * Releases machine `name` held back after a crash loop (`ApplicationOptions.crashLoop`): its
-   * earlier crashes no longer count, and it (or a machine whose start failed) starts from its
-   * durable state. Resolves with whether it was held; rejects with UnknownMachineError,
-   * ApplicationStoppedError or StartError (it failed to start again: release it once fixed).
+   * earlier crashes no longer count; it (or a machine whose start failed) starts from its durable
+   * state, and under rest_for_one the running siblings after it are restarted after it. Resolves with
+   * whether it was held; rejects with UnknownMachineError, ApplicationStoppedError or StartError (it failed to start again: release it once fixed).
    */
   release(name: string): Promise<boolean> {
     const w = this.workers.get(name);
@@ -259,7 +259,7 @@ export class App {
     this.stopping ??= (async () => {
       this.admission.accepting = false;
       this.timers.stop();
-      for (const w of this.supervision.endBackoffs()) for (const r of this.loop.takeFor(w)) r.settle(new ApplicationStoppedError());
+      this.supervision.endBackoffs((ended) => ended.forEach((w) => this.loop.takeFor(w).forEach((r) => r.settle(new ApplicationStoppedError()))));
       await this.loop.idle();
       await this.loop.exclusive(() => this.shutdown({ reason: 'normal' }));
     })();

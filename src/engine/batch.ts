@@ -1,4 +1,5 @@
 import { cbor } from '../encoding/cbor.js';
+import { retryAfterMs } from './restart-backoff.js';
 import { ApplicationStoppedError, EncodeError, MachineCrashedError, MachineRestartingError, MachineStoppedError, StorageError, describe } from '../errors.js';
 import { checkStepResult, deletesEntity, stopsNormally, timerCommands } from '../model/machine.js';
 import type { EntityRegistration, LogGroup } from '../storage/rows.js';
@@ -103,7 +104,7 @@ export class BatchCycle implements BatchRunner<WorkerNode> {
       }
       if (r.error !== undefined) continue;
       if (w.status !== 'running') {
-        r.error = this.isEnded() ? new ApplicationStoppedError() : w.status === 'backoff' ? new MachineRestartingError(w.name, Math.max(0, w.restartAt - Date.now())) : new MachineStoppedError(w.name);
+        r.error = this.isEnded() ? new ApplicationStoppedError() : w.status === 'backoff' ? new MachineRestartingError(w.name, retryAfterMs(w)) : new MachineStoppedError(w.name);
         continue;
       }
       if (r.timer !== null && this.timers.obsolete(r)) {

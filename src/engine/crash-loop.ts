@@ -34,17 +34,22 @@ export class CrashLoopGuard {
     return this.policy ? this.history.held(w.name) : undefined;
   }
 
-  /** Records a crash of `w` (a step threw, or its start failed); holds it back if that makes a crash loop. Never throws. */
-  crashed(w: WorkerNode, kind: 'crash' | 'start', error: unknown): void {
-    if (!this.policy) return;
+  /**
+   * Records a crash of `w` (a step threw, or its start failed); holds it back if that makes a
+   * crash loop, and returns the hold then (so the caller can show it held at once). Never throws.
+   */
+  crashed(w: WorkerNode, kind: 'crash' | 'start', error: unknown): HeldMachine | undefined {
+    if (!this.policy) return undefined;
     const now = this.clock();
     try {
       const runs = this.history.record(w.name, this.runId, kind, describe(error), now, now - this.policy.windowMs);
-      if (!isCrashLoop(runs, this.policy)) return;
+      if (!isCrashLoop(runs, this.policy)) return undefined;
       this.history.hold(w.name, runs, this.policy.windowMs, describe(error), now);
       this.log({ type: 'held', machine: w.name, runs, windowMs: this.policy.windowMs });
+      return this.history.held(w.name);
     } catch {
       // The record is a safeguard: a full disk must not turn a crash into something worse.
+      return undefined;
     }
   }
 }

@@ -56,7 +56,7 @@ export class WorkerNode {
   /** Crashes in a row (reset by a run of `backoff.resetAfterMs`), and when (monotonic ms) it last started. */
   consecutiveCrashes = 0;
   startedAt = 0;
-  /** While its status is `backoff`: when (wall clock ms) it restarts, and a promise settled then. */
+  /** While its status is `backoff`: when (monotonic ms, performance.now()) it restarts, and a promise settled then. */
   restartAt = 0;
   restarted: Promise<void> | null = null;
   /** The family of an entity (null: a machine of the tree). */

@@ -4,9 +4,8 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { CrashLoopGuard } from './crash-loop.js';
 import type { Persistence } from './persistence.js';
-import { RestartBackoffs } from './restart-backoff.js';
+import { RestartBackoffs, nextBackoff } from './restart-backoff.js';
 import { planRestart, planRetry, type RestartDecision, type SupervisorWindow } from './restart-plan.js';
-import { backoffDelay, consecutiveCrashes } from '../model/backoff.js';
 import { isAlive, present, workersOf, type EntityFamilyNode, type RuntimeNode, type SupervisorNode, type WorkerNode } from './runtime-tree.js';
 import type { EntityRuntime } from './entities.js';
 import { EntityCrashes } from './entity-supervision.js';
@@ -73,10 +72,11 @@ export class Supervision {
     try {
       report = this.persistence.restore(w);
     } catch (err) {
-      w.status = 'failed';
+      // Held at once if this failure makes a crash loop: in memory as on disk (a release's restart).
+      w.held = this.crashLoop.crashed(w, 'start', err) ?? null;
+      w.status = w.held ? 'held' : 'failed';
       w.lastError = describe(err);
-      this.persistence.setStatus(w, 'failed', 0, w.lastError);
-      this.crashLoop.crashed(w, 'start', err);
+      this.persistence.setStatus(w, w.status, 0, w.lastError);
       // The failure must say which machine it was: a RecoveryError already does.
       throw err instanceof RecoveryError ? err : new StartError(w.name, err);
     }
@@ -121,12 +121,7 @@ export class Supervision {
     this.metrics.crashes++;
     this.log({ type: 'crashed', machine: w.name, error });
     this.crashLoop.crashed(w, 'crash', error);
-    let delayMs = 0;
-    if (w.backoff) {
-      w.consecutiveCrashes = consecutiveCrashes(w.consecutiveCrashes, this.now() - w.startedAt, w.backoff);
-      delayMs = backoffDelay(w.consecutiveCrashes, w.backoff, Math.random());
-    }
-    await this.childFailed(w.parent, w.index, error, delayMs);
+    await this.childFailed(w.parent, w.index, error, nextBackoff(w, this.now() - w.startedAt));
   }
 
   /**
@@ -146,11 +141,20 @@ export class Supervision {
     w.normalExit = true;
   }
 
-  /** Starts `w` again, after its hold was released, if it is held back or its start failed; throws StartError if it fails to start. */
+  /**
+   * Starts `w` again after its hold was released, if it is held back or its start failed; throws
+   * StartError if it fails to start. Under rest_for_one the running siblings after it started
+   * without it: they are restarted after it, as a restart of `w` would (temporary ones are left
+   * running), and started again even if it fails, as they ran without it before.
+   */
   async release(w: WorkerNode): Promise<void> {
     if (w.status !== 'held' && w.status !== 'failed') return;
+    const after = w.parent.strategy === 'rest_for_one' ? w.parent.children.slice(w.index + 1).filter((c) => isAlive(c) && !(c.kind === 'worker' && c.restart === 'temporary')) : [];
+    for (const c of [...after].reverse()) await this.stop(c, 'restart');
     w.status = 'stopped';
-    await this.start(w);
+    await this.start(w).finally(async () => {
+      for (const c of after) await this.start(c);
+    });
   }
 
   /** Restarts (after a failed commit) the given workers from storage; their memory is ahead of the disk. */
@@ -211,8 +215,11 @@ export class Supervision {
       // intensity, so only a start that keeps failing escalates.
       error = startFailed.error;
       crashed = startFailed.at;
+      // Not at once: a worker with backoff that failed to start (status kept) waits its next delay.
+      const failedWorker = workersOf(sup.children[crashed]!).find((w) => w.status === 'failed');
+      const delayMs = failedWorker ? nextBackoff(failedWorker, 0) : 0;
       // Let timers and I/O run between attempts, as OTP's cast to itself lets messages in.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (delayMs === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       ({ decision, restartTimes } = planRetry({
         ...this.windowOf(sup),
         failed: crashed,
@@ -220,6 +227,7 @@ export class Supervision {
         alive: sup.children.map((c, i) => i !== crashed && isAlive(c)),
       }));
       sup.restartTimes = restartTimes;
+      if (delayMs > 0 && decision.action === 'restart') return this.restartLater(sup, decision, crashed, error, delayMs);
     }
     await this.escalate(sup, error);
   }
@@ -243,9 +251,9 @@ export class Supervision {
     });
   }
 
-  /** Ends every backoff wait (a stop does not wait them out); returns the workers that were waiting, now stopped. */
-  endBackoffs(): WorkerNode[] {
-    return this.backoffs.endAll();
+  /** Ends every backoff wait, and those begun later (a crash while the stop drains) at once: `ended` gets their workers, now stopped. */
+  endBackoffs(ended: (workers: readonly WorkerNode[]) => void): void {
+    this.backoffs.closeAll(ended);
   }
 
   /** Stops the children `stop` of `sup` for a restart (a temporary sibling for good). */
@@ -256,10 +264,7 @@ export class Supervision {
     }
   }
 
-  /**
-   * One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose
-   * start threw (its partly started subtree stopped again), or null when all started.
-   */
+  /** One restart attempt: stops `decision.stop`, starts `decision.start`. Returns the child whose start threw (its partly started subtree stopped again), or null when all started. */
   private async restartChildren(sup: SupervisorNode, decision: { stop: readonly number[]; start: readonly number[] }, crashed: number): Promise<{ at: number; error: unknown } | null> {
     const nodes = decision.start.map((i) => sup.children[i]!);
     sup.status = 'restarting';

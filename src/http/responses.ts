@@ -11,7 +11,9 @@ import {
   MachineStoppedError,
   PayloadTooLargeError,
   QueueFullError,
+  RecoveryError,
   SsmError,
+  StartError,
   StorageError,
   UnknownMachineError,
   describe,
@@ -57,7 +59,12 @@ export function errorResponse(err: unknown): { status: number; headers: Record<s
       headers['Retry-After'] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
     } else if (err instanceof CallTimeoutError) status = 504;
     else if (err instanceof StorageError || err instanceof ApplicationStoppedError || err instanceof MachineStoppedError || err instanceof MachineHeldError) status = 503;
-    else if (err instanceof MachineCrashedError) {
+    else if (err instanceof StartError || err instanceof RecoveryError) {
+      // A machine released (POST .../release) that fails to start again: it is unavailable, the
+      // server is fine; the cause says why, as for a crash.
+      status = 503;
+      if (err.cause !== undefined) body.error.cause = { name: err.cause instanceof Error ? err.cause.name : typeof err.cause, message: describe(err.cause) };
+    } else if (err instanceof MachineCrashedError) {
       const cause = err.cause;
       body.error.cause = { name: cause instanceof Error ? cause.name : typeof cause, message: describe(cause) };
     } else if (err instanceof EncodeError) status = 500;
