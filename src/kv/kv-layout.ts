@@ -53,10 +53,13 @@ function readLayout(db: Database): FoundLayout {
   return single ? { kind: 'single' } : { kind: 'none' };
 }
 
-/** The layout of the file at `path` (read-only; `none` for a missing file or one that is not a database of this library yet). */
+/** The layout of the file at `path` (reads only; `none` for a missing file or one that is not a database of this library yet). */
 function layoutAt(path: string): FoundLayout {
   if (path === ':memory:' || !existsSync(path)) return { kind: 'none' };
-  const db = openDatabaseFile(path, 'read');
+  // Opened for writing though it only reads: a read-only connection leaves an empty WAL file
+  // behind (it cannot remove it), while the last writable connection to close removes it, so
+  // a refused open leaves the folder exactly as it found it. No statement here writes.
+  const db = openDatabaseFile(path, 'write', false);
   try {
     return readLayout(db);
   } finally {

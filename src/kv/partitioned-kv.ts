@@ -88,6 +88,18 @@ export class PartitionedKV<V> extends KvClient<V> {
     return this.scan(options).take(options.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_BYTES);
   }
 
+  /** Resolves once background warming has loaded every partition (at once without `warm`, or once closing stopped it). */
+  whenWarm(): Promise<void> {
+    return this.warmer.done;
+  }
+
+  /** Partitions in memory now (loaded by warming or by a request, not yet put to sleep). */
+  awake(): number {
+    const root = this.app.status();
+    const family = root.kind === 'supervisor' ? root.children.find((c) => c.kind === 'entities') : undefined;
+    return family?.kind === 'entities' ? family.awake : 0;
+  }
+
   async close(): Promise<void> {
     this.warmer.stop();
     await this.app.stop();
