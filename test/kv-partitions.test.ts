@@ -261,3 +261,183 @@ test('on 3000 keys, every range and page walk of 16 partitions equals the single
   t.true(cut.entries.length < 3000 && cut.next !== null, 'the byte bound cut a page');
   t.deepEqual(await parted.page({ limit: 10_000 }), cut);
 });
+
+/** Two keys of one partition and one of another, for batches. */
+function keysFor(kv: KV): { same: [string, string]; other: string } {
+  const home = kv.partitionOf('k0');
+  const same = ['k0', ''] as [string, string];
+  let other = '';
+  for (let i = 1; !same[1] || !other; i++) {
+    const k = `k${i}`;
+    if (kv.partitionOf(k) === home) same[1] ||= k;
+    else other ||= k;
+  }
+  return { same, other };
+}
+
+test('a batch within one partition is applied atomically; across partitions it is refused with InvalidOperationError and nothing is applied', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 8, ...FAST });
+  const { same, other } = keysFor(kv);
+  await kv.batch([
+    { op: 'set', key: same[0], value: 1 },
+    { op: 'set', key: same[1], value: 2 },
+  ]);
+  t.deepEqual([await kv.get(same[0]), await kv.get(same[1])], [1, 2]);
+  const err = await t.throwsAsync(
+    kv.batch([
+      { op: 'delete', key: same[0] },
+      { op: 'set', key: other, value: 3 },
+    ]),
+    { instanceOf: InvalidOperationError },
+  );
+  t.regex(err!.message, /2 partitions .* atomic only within one partition, so it was refused and nothing was applied/);
+  t.regex(err!.message, /partitionOf/);
+  t.deepEqual([await kv.get(same[0]), await kv.get(other)], [1, undefined], 'nothing of the refused batch applied');
+  // Invalid ops are refused first, with the single store's errors.
+  await t.throwsAsync(kv.batch([{ op: 'set', key: 5 as unknown as string, value: 1 }]), { instanceOf: InvalidKeyError, message: /batch op 0/ });
+  await t.throwsAsync(kv.batch([{ op: 'nope' } as never]), { instanceOf: InvalidOperationError, message: /unknown op/ });
+  await kv.batch([]);
+  await kv.batch([{ op: 'delete', key: same[1] }], { idempotencyKey: 'b1' });
+  await kv.close();
+  const again = await openKV<number>(db, { partitions: 8, ...FAST });
+  t.deepEqual([await again.get(same[0]), await again.get(same[1])], [1, undefined]);
+  await again.close();
+});
+
+test('idempotency keys: a retry is not applied again (also after reopening); reuse with other arguments is refused', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 4, ...FAST });
+  await kv.set('x', 1, { idempotencyKey: 'order-1' });
+  await kv.delete('x');
+  await kv.set('x', 1, { idempotencyKey: 'order-1' });
+  t.is(await kv.get('x'), undefined, 'the retry was recognised');
+  await t.throwsAsync(kv.set('x', 2, { idempotencyKey: 'order-1' }), { instanceOf: IdempotencyKeyReusedError });
+  await kv.close();
+  const again = await openKV<number>(db, { partitions: 4, ...FAST });
+  await again.set('x', 1, { idempotencyKey: 'order-1' });
+  t.is(await again.get('x'), undefined, 'recognised after a restart');
+  await again.close();
+});
+
+test('TTL: keys expire in every partition for get, has, size, ttl and range reads, and stay expired after reopening', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 8, ...FAST });
+  const written = Date.now();
+  await Promise.all(Array.from({ length: 40 }, (_, i) => kv.set(`t${i}`, i, i % 2 === 0 ? { ttlMs: 1500 } : {})));
+  t.is(await kv.size(), 40);
+  t.is(typeof (await kv.ttl('t0')), 'number');
+  t.is(await kv.ttl('t1'), null);
+  await new Promise((r) => setTimeout(r, written + 1700 - Date.now()));
+  t.is(await kv.size(), 20);
+  t.false(await kv.has('t0'));
+  t.is(await kv.get('t2'), undefined);
+  t.is(await kv.ttl('t4'), undefined);
+  t.deepEqual((await kv.entries()).map(([k]) => k), Array.from({ length: 20 }, (_, i) => `t${2 * i + 1}`).sort());
+  t.true(await kv.expire('t1', 600_000));
+  t.true(await kv.persist('t1'));
+  await kv.close();
+  const again = await openKV<number>(db, { partitions: 8, ...FAST });
+  t.is(await again.size(), 20);
+  await again.close();
+});
+
+/** Snapshots per machine, from the file. */
+function snapshotsPerMachine(db: string): Map<string, number> {
+  const raw = rawDb(db);
+  try {
+    return new Map((raw.prepare('SELECT machine, count(*) FROM snapshots GROUP BY machine').raw().all() as [string, number][]));
+  } finally {
+    raw.close();
+  }
+}
+
+test('each partition is snapshotted on its own: after one write, only its partition takes a new snapshot', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 8, ...FAST });
+  for (let i = 0; i < 200; i++) await kv.set(`s${i}`, i);
+  await kv.close();
+  const before = snapshotsPerMachine(db);
+  t.is(before.size, 8, 'every partition was written and snapshotted at close');
+  t.false([...before.keys()].some((m) => m.startsWith('kv.partitions')), 'the layout marker holds no state');
+  const again = await openKV<number>(db, { partitions: 8, warm: false, ...FAST });
+  await again.set('s7', 700);
+  const home = `kv/p${again.partitionOf('s7')}`;
+  await again.close();
+  const after = snapshotsPerMachine(db);
+  for (const [m, n] of after) t.is(n, (before.get(m) ?? 0) + (m === home ? 1 : 0), m);
+});
+
+test('without warm, a request wakes only its own partition; size and range reads wake them all', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 16, ...FAST });
+  for (let i = 0; i < 100; i++) await kv.set(`w${i}`, i);
+  await kv.close();
+  const lazy = (await openKV<number>(db, { partitions: 16, warm: false, ...FAST })) as PartitionedKV<number>;
+  t.is(lazy.awake(), 0);
+  t.is(await lazy.get('w5'), 5);
+  t.is(lazy.awake(), 1);
+  t.is(await lazy.size(), 100);
+  t.is(lazy.awake(), 16);
+  await lazy.close();
+});
+
+test('with warm (the default), the first request is served before every partition is loaded, and warming loads them all', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 64, ...FAST });
+  for (let c = 0; c < 4; c++) await Promise.all(Array.from({ length: 500 }, (_, i) => kv.set(`w${c * 500 + i}`, c * 500 + i)));
+  await kv.close();
+  const warm = (await openKV<number>(db, { partitions: 64, ...FAST })) as PartitionedKV<number>;
+  t.is(await warm.get('w1999'), 1999);
+  const atFirstReply = warm.awake();
+  t.true(atFirstReply < 64, `${atFirstReply} partitions were awake at the first reply`);
+  await warm.whenWarm();
+  t.is(warm.awake(), 64, 'every partition is loaded, and all stay awake (maxActive is P)');
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(warm.awake(), 64);
+  await warm.close();
+});
+
+test('partitionIdleMs puts idle partitions to sleep (snapshotted), and their next request wakes them with their data', async (t) => {
+  const db = tempDb(t);
+  const kv = (await openKV<number>(db, { partitions: 4, partitionIdleMs: 40, ...FAST })) as PartitionedKV<number>;
+  for (let i = 0; i < 20; i++) await kv.set(`i${i}`, i);
+  t.true(kv.awake() > 0);
+  for (let i = 0; i < 50 && kv.awake() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.is(kv.awake(), 0);
+  t.is(await kv.get('i3'), 3);
+  t.is(await kv.size(), 20);
+  await kv.close();
+});
+
+test('closing while warming stops it; the store opens again with its data', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 512, ...FAST });
+  await kv.set('a', 1);
+  await kv.close();
+  const again = (await openKV<number>(db, { partitions: 512, ...FAST })) as PartitionedKV<number>;
+  await again.close();
+  await again.whenWarm();
+  t.is(again.awake(), 0, 'warming ended with the store: nothing woke after the close');
+  const third = await openKV<number>(db, { partitions: 512, warm: false, ...FAST });
+  t.is(await third.get('a'), 1);
+  await third.close();
+});
+
+test('key checks and readable tables: partitionOf refuses what the store refuses; kv_entries holds each key under its partition', async (t) => {
+  const db = tempDb(t);
+  const kv = await openKV<number>(db, { partitions: 4, readable: true, ...FAST });
+  t.throws(() => kv.partitionOf(1 as unknown as string), { instanceOf: InvalidKeyError });
+  t.throws(() => kv.partitionOf('\ud800'), { instanceOf: InvalidKeyError });
+  await t.throwsAsync(kv.get('x'.repeat(5000)), { instanceOf: InvalidKeyError });
+  for (let i = 0; i < 30; i++) await kv.set(`r${i}`, i);
+  const raw = rawDb(db);
+  try {
+    const rows = raw.prepare(`SELECT machine, key FROM kv_entries WHERE machine >= 'kv/' AND machine < 'kv0'`).all() as { machine: string; key: string }[];
+    t.is(rows.length, 30);
+    for (const r of rows) t.is(r.machine, `kv/p${partitionOf(r.key, 4)}`);
+  } finally {
+    raw.close();
+  }
+  await kv.close();
+});
