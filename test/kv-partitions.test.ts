@@ -52,6 +52,9 @@ test('partitions is validated: an integer from 1 to 4096, with warm and partitio
   t.is(kv.partitions, MAX_PARTITIONS);
   await kv.set('x', 1);
   t.is(await kv.get('x'), 1);
+  // Fanned out to 4096 partitions without filling the queue (1024 by default).
+  t.is(await kv.size(), 1);
+  t.deepEqual(await kv.page(), { entries: [['x', 1]], next: null });
   await kv.close();
 });
 

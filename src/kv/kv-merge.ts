@@ -1,4 +1,5 @@
 import { approxCborSize } from '../encoding/approx-size.js';
+import { fanOut } from './fan-out.js';
 import { MAX_PAGE_BYTES, MAX_PAGE_LIMIT, type KvPage } from './kv-page.js';
 
 /*
@@ -48,15 +49,13 @@ export class MergedScan<V> {
     // that most reads are one round of requests, and refill the few partitions that run dry.
     const chunk = Math.max(1, Math.min(MAX_PAGE_LIMIT, Math.ceil((2 * limit) / this.cursors.length) + 8));
     const empty = this.cursors.filter((c) => !this.buffered(c) && c.next !== null);
-    await Promise.all(
-      empty.map(async (c) => {
-        const range = c.next === undefined ? this.range : { ...this.range, after: c.next };
-        const page = await this.fetch(c.partition, range, chunk);
-        c.entries = page.entries;
-        c.pos = 0;
-        c.next = page.entries.length === 0 ? null : page.next;
-      }),
-    );
+    await fanOut(empty, async (c) => {
+      const range = c.next === undefined ? this.range : { ...this.range, after: c.next };
+      const page = await this.fetch(c.partition, range, chunk);
+      c.entries = page.entries;
+      c.pos = 0;
+      c.next = page.entries.length === 0 ? null : page.next;
+    });
   }
 
   /** The cursor holding the next key in the scan's order, or undefined when every partition is done. */

@@ -4,6 +4,7 @@ import { InvalidOperationError, type BatchOp, type EntriesOptions, type WriteOpt
 import { callOptions, checkBatchOps, checkKey, checkPageRange, checkRange, rangeOf } from './kv-checks.js';
 import { KvClient } from './kv-client.js';
 import type { KvInput } from './kv-machine.js';
+import { fanOut } from './fan-out.js';
 import { MergedScan } from './kv-merge.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_BYTES, type KvPage } from './kv-page.js';
 import { partitionMachine, partitionOf } from './partition-hash.js';
@@ -50,7 +51,7 @@ export class PartitionedKV<V> extends KvClient<V> {
   }
 
   async size(): Promise<number> {
-    const sizes = await Promise.all(this.machines.map((_, i) => this.sendPartition(i, { op: 'size' })));
+    const sizes = await fanOut(this.machines.map((_, i) => i), (i) => this.sendPartition(i, { op: 'size' }));
     return (sizes as number[]).reduce((a, b) => a + b, 0);
   }
 

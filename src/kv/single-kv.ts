@@ -1,7 +1,7 @@
 import type { App } from '../engine/application.js';
 import type { CallOptions } from '../engine/options.js';
 import type { BatchOp, EntriesOptions, WriteOptions } from './kv-api.js';
-import { callOptions, checkBatchOps, checkPageRange, checkRange, rangeOf } from './kv-checks.js';
+import { callOptions, checkBatchOps, checkKey, checkPageRange, checkRange, rangeOf } from './kv-checks.js';
 import { KvClient } from './kv-client.js';
 import type { KvInput } from './kv-machine.js';
 import { MAX_PAGE_LIMIT, type KvPage } from './kv-page.js';
@@ -21,7 +21,8 @@ export class SingleKV<V> extends KvClient<V> {
     return this.app.databasePath;
   }
 
-  partitionOf(): number {
+  partitionOf(key: string): number {
+    checkKey(key);
     return 0;
   }
 
