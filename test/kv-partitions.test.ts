@@ -327,11 +327,11 @@ test('TTL: keys expire in every partition for get, has, size, ttl and range read
   const db = tempDb(t);
   const kv = await openKV<number>(db, { partitions: 8, ...FAST });
   const written = Date.now();
-  await Promise.all(Array.from({ length: 40 }, (_, i) => kv.set(`t${i}`, i, i % 2 === 0 ? { ttlMs: 1500 } : {})));
+  await Promise.all(Array.from({ length: 40 }, (_, i) => kv.set(`t${i}`, i, i % 2 === 0 ? { ttlMs: 4000 } : {})));
   t.is(await kv.size(), 40);
   t.is(typeof (await kv.ttl('t0')), 'number');
   t.is(await kv.ttl('t1'), null);
-  await new Promise((r) => setTimeout(r, written + 1700 - Date.now()));
+  await new Promise((r) => setTimeout(r, written + 4200 - Date.now()));
   t.is(await kv.size(), 20);
   t.false(await kv.has('t0'));
   t.is(await kv.get('t2'), undefined);
@@ -406,7 +406,7 @@ test('partitionIdleMs puts idle partitions to sleep (snapshotted), and their nex
   const kv = (await openKV<number>(db, { partitions: 4, partitionIdleMs: 40, ...FAST })) as PartitionedKV<number>;
   for (let i = 0; i < 20; i++) await kv.set(`i${i}`, i);
   t.true(kv.awake() > 0);
-  for (let i = 0; i < 50 && kv.awake() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 250 && kv.awake() > 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.is(kv.awake(), 0);
   t.is(await kv.get('i3'), 3);
   t.is(await kv.size(), 20);

@@ -1,4 +1,7 @@
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+
+/** Longest a wake waits for the queue to empty before it goes anyway (ms), so steady load cannot stall warming. */
+export const MAX_WARM_DEFER_MS = 50;
 
 /**
  * Background warming of a partitioned store after it opens (`warm: true`): each partition is
@@ -6,7 +9,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
  * partition in memory. One partition at a time, yielding to the event loop between them: a
  * request that arrives meanwhile waits for at most the one partition being loaded (a wake is
  * synchronous at the door), not for the whole store, and partitions it needs are woken on
- * demand as without warming.
+ * demand as without warming. Requests go first: while any is queued, the next wake waits (up to
+ * {@link MAX_WARM_DEFER_MS}), so the first request after a restart does not wait behind warming.
  */
 export class PartitionWarmer {
   private stopped = false;
@@ -17,6 +21,7 @@ export class PartitionWarmer {
   constructor(
     private readonly wake: (partition: number) => Promise<unknown>,
     private readonly partitions: number,
+    private readonly busy: () => boolean,
   ) {}
 
   /** Starts warming, in the background. */
@@ -32,6 +37,7 @@ export class PartitionWarmer {
   private async warm(): Promise<void> {
     for (let i = 0; i < this.partitions && !this.stopped; i++) {
       await yieldToLoop();
+      for (let waited = 0; this.busy() && waited < MAX_WARM_DEFER_MS && !this.stopped; waited++) await sleep(1);
       if (this.stopped) return;
       try {
         await this.wake(i);

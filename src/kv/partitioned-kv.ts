@@ -28,7 +28,7 @@ export class PartitionedKV<V> extends KvClient<V> {
   ) {
     super();
     this.machines = Array.from({ length: partitions }, (_, i) => partitionMachine(i));
-    this.warmer = new PartitionWarmer((i) => this.sendPartition(i, { op: 'size' }), partitions);
+    this.warmer = new PartitionWarmer((i) => this.sendPartition(i, { op: 'size' }), partitions, () => this.app.queueDepth > 0);
     if (warm) this.warmer.start();
   }
 
