@@ -13,6 +13,10 @@ import { InvalidKeyError, InvalidOperationError, openKV, type EntriesOptions, ty
 import { MAX_PARTITIONS, fnv1a32, partitionOf } from '../src/kv/partition-hash.js';
 import type { PartitionedKV } from '../src/kv/partitioned-kv.js';
 import { rawDb, tempDb } from './helpers/persistence-kv.js';
+import { startApplication } from '../src/engine/application.js';
+import { entities } from '../src/model/entities.js';
+import { supervisor } from '../src/model/tree.js';
+import { embeddedKvMachine } from '../src/kv/embedded-machine.js';
 
 const FAST = { durability: 'normal' } as const;
 
@@ -442,5 +446,33 @@ test('key checks and readable tables: partitionOf refuses what the store refuses
   } finally {
     raw.close();
   }
+  await kv.close();
+});
+
+test('the layout is recorded as the machine kv.partitions:<P>:fnv1a32; partitions without that marker are refused too', async (t) => {
+  const db = tempDb(t);
+  await (await openKV(db, { partitions: 12, ...FAST })).close();
+  const raw = rawDb(db);
+  try {
+    t.deepEqual(raw.prepare(`SELECT name FROM machines WHERE family IS NULL`).pluck().all(), ['kv.partitions:12:fnv1a32']);
+  } finally {
+    raw.close();
+  }
+  // A family 'kv' written by another tree (no marker): its routing is unknown, so it is refused.
+  const foreign = tempDb(t);
+  const app = await startApplication(supervisor('one_for_one', [entities('kv', embeddedKvMachine())]), { db: foreign, logger: false });
+  await app.call('kv/p0', { op: 'store', key: 'a', value: 1 });
+  await app.stop();
+  for (const partitions of [1, 4]) await t.throwsAsync(openKV(foreign, { partitions }), { instanceOf: ConfigError, message: /partitions without a layout marker/ });
+});
+
+test('concurrent updates of one key in a partitioned store are serialised as on one machine', async (t) => {
+  const kv = await openKV<number>(tempDb(t), { partitions: 8, ...FAST });
+  // Each round of reads lets at least one compareAndSet win: 20 updaters need at most 20 attempts.
+  await Promise.all(Array.from({ length: 20 }, () => kv.update('n', (v) => (v ?? 0) + 1, { maxAttempts: 21 })));
+  t.is(await kv.get('n'), 20);
+  t.true(await kv.compareAndSet('n', 20, 21));
+  t.false(await kv.compareAndSet('n', 20, 22));
+  t.false(await kv.setIfAbsent('n', 0));
   await kv.close();
 });
