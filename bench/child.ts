@@ -12,7 +12,6 @@
 import { QueueFullError } from '../src/errors.js';
 import { startKv, storeInput, MACHINE } from './lib/kv.js';
 import { openKV } from '../src/kv/open-kv.js';
-import type { PartitionedKV } from '../src/kv/partitioned-kv.js';
 
 const [mode, db, ...rest] = process.argv.slice(2);
 const out = (o: unknown): void => {
@@ -137,7 +136,7 @@ async function main(): Promise<void> {
       const openMs = performance.now() - t0;
       const first = await kv.get('k12345');
       const firstReplyMs = performance.now() - t0;
-      if (partitions > 1) await (kv as PartitionedKV<unknown>).whenWarm();
+      await kv.whenWarm();
       const fullMs = performance.now() - t0;
       const keys = await kv.size();
       await kv.set('k12345', first);

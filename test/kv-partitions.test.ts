@@ -476,3 +476,15 @@ test('concurrent updates of one key in a partitioned store are serialised as on 
   t.false(await kv.setIfAbsent('n', 0));
   await kv.close();
 });
+
+test('whenWarm resolves at once without partitions and with warm: false', async (t) => {
+  const single = await openKV(tempDb(t), FAST);
+  await single.whenWarm();
+  t.is(single.partitions, 1);
+  t.is(single.partitionOf('anything'), 0);
+  await single.close();
+  const lazy = (await openKV(tempDb(t), { partitions: 8, warm: false, ...FAST })) as PartitionedKV<unknown>;
+  await lazy.whenWarm();
+  t.is(lazy.awake(), 0, 'nothing was loaded');
+  await lazy.close();
+});

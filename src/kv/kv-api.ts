@@ -171,6 +171,12 @@ export interface KV<V = unknown> {
    * partition can share a {@link batch}. Throws InvalidKeyError for a key the store refuses.
    */
   partitionOf(key: string): number;
+  /**
+   * Resolves once background warming (`warm: true`, the default) has loaded every partition,
+   * or stopped because the store closed. At once for a store without partitions (everything is
+   * loaded before {@link openKV} resolves) and with `warm: false`. Requests need not wait for it.
+   */
+  whenWarm(): Promise<void>;
   /** The value stored under `key`, or `undefined` if there is none (or it has expired). */
   get(key: string): Promise<V | undefined>;
   /** Stores `value` under `key` (with `ttlMs`, for that long); resolves once the write is durable. */

@@ -21,6 +21,7 @@ export abstract class KvClient<V> implements KV<V> {
   abstract entries(options?: EntriesOptions): Promise<[string, V][]>;
   abstract page(options?: EntriesOptions): Promise<KvPage<V>>;
   abstract close(): Promise<void>;
+  abstract whenWarm(): Promise<void>;
 
   /** Sends encoded `bytes` to the machine that holds `key` (any machine for `key` null). */
   protected abstract callFor(key: string | null, bytes: Uint8Array, options: CallOptions): Promise<Uint8Array>;

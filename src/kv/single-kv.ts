@@ -58,6 +58,10 @@ export class SingleKV<V> extends KvClient<V> {
     return (await this.send(null, { op: 'scan', ...rangeOf(options), limit: options.limit } as KvInput)) as KvPage<V>;
   }
 
+  whenWarm(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     return this.app.stop();
   }
