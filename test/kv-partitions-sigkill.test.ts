@@ -24,6 +24,7 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
   const counters = new Map<string, number>();
   const batches: [string, string][] = [];
   let total = 0;
+  let killedWarming = 0;
   for (let round = 0; round < ROUNDS; round++) {
     // Round 1 dies while the reopened store is warming; rounds 2 and 3 put idle partitions to sleep.
     const idle = round % 2 === 0 ? 'Infinity' : '30';
@@ -35,6 +36,7 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
     await killHard(child);
     t.is((await child.closed).signal, 'SIGKILL', `round ${round}: ${child.stderr()}`);
     t.deepEqual(child.lines.filter((l) => l.startsWith('err ')), [], `round ${round}: no write failed before the kill`);
+    if (!child.lines.includes('warm')) killedWarming++;
     for (const line of child.lines) {
       const [kind, what, a, b] = line.split(' ');
       if (kind === 'try' && what === 'batch') batches.push([a!, b!]);
@@ -73,7 +75,7 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
       await kv.close();
     }
   }
-  t.log(`${total} acknowledged writes, ${batches.length} batches tried, ${present.size} keys checked`);
+  t.log(`${total} acknowledged writes, ${batches.length} batches tried, ${present.size} keys checked, ${killedWarming} of ${ROUNDS} kills before warming was done`);
   t.true(total > ROUNDS * 32, `the load was concurrent and substantial (${total} acknowledged)`);
   t.true(batches.length > 0);
 });

@@ -1,7 +1,7 @@
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 
 /** Longest a wake waits for the queue to empty before it goes anyway (ms), so steady load cannot stall warming. */
-export const MAX_WARM_DEFER_MS = 50;
+export const MAX_WARM_DEFER_MS = 10;
 
 /**
  * Background warming of a partitioned store after it opens (`warm: true`): each partition is
