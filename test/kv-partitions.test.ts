@@ -492,7 +492,8 @@ test('whenWarm resolves at once without partitions and with warm: false', async 
 test('expired keys are removed for real in every partition, by their own timers, even from partitions asleep when due', async (t) => {
   const db = tempDb(t);
   const kv = (await openKV<number>(db, { partitions: 8, readable: true, partitionIdleMs: 30, ...FAST })) as PartitionedKV<number>;
-  await Promise.all(Array.from({ length: 200 }, (_, i) => kv.set(`e${i}`, i, { ttlMs: 600 })));
+  // Long enough that every write lands and every partition falls asleep before the first expiry, even on a loaded machine.
+  await Promise.all(Array.from({ length: 200 }, (_, i) => kv.set(`e${i}`, i, { ttlMs: 3000 })));
   await kv.set('keep', 1);
   const rows = (): { timers: number; entries: number } => {
     const raw = rawDb(db);
@@ -509,7 +510,7 @@ test('expired keys are removed for real in every partition, by their own timers,
   t.true(rows().timers >= 7, 'a removal timer per partition holding expiring keys');
   for (let i = 0; i < 100 && kv.awake() > 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.is(kv.awake(), 0, 'every partition went to sleep before its keys expired');
-  for (let i = 0; i < 200 && rows().timers > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 400 && rows().timers > 0; i++) await new Promise((r) => setTimeout(r, 25));
   t.deepEqual(rows(), { timers: 0, entries: 1 }, 'every expired key removed (the timers woke their partitions)');
   t.is(await kv.size(), 1);
   await kv.close();
