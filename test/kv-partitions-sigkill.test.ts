@@ -31,8 +31,12 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
     const child = spawnChild(FIXTURE, [db, String(round), '32', String([20, 5, 200][round % 3]), idle]);
     t.teardown(() => killHard(child));
     await child.waitFor((l) => l === 'ready', 60_000);
-    await child.waitFor((l) => l.startsWith('ack '), 60_000);
-    await new Promise((r) => setTimeout(r, round === 1 ? Math.random() * 20 : 150 + Math.random() * 400));
+    // Killed by progress, not by the clock, so a loaded machine still gets a substantial round:
+    // round 1 soon after its first acknowledged batch, the others after 100 acks and a random delay.
+    await child.waitFor((l) => l.startsWith('ack batch'), 60_000);
+    let acks = 0;
+    if (round !== 1) await child.waitFor((l) => l.startsWith('ack ') && ++acks >= 100, 60_000);
+    await new Promise((r) => setTimeout(r, round === 1 ? Math.random() * 20 : Math.random() * 400));
     await killHard(child);
     t.is((await child.closed).signal, 'SIGKILL', `round ${round}: ${child.stderr()}`);
     t.deepEqual(child.lines.filter((l) => l.startsWith('err ')), [], `round ${round}: no write failed before the kill`);
@@ -40,6 +44,8 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
     for (const line of child.lines) {
       const [kind, what, a, b] = line.split(' ');
       if (kind === 'try' && what === 'batch') batches.push([a!, b!]);
+      // A delete sent but not acknowledged may or may not have been applied: its key may be either way.
+      if (kind === 'try' && what === 'del') present.delete(a!);
       if (kind !== 'ack') continue;
       total++;
       if (what === 'set') present.add(a!);
@@ -77,5 +83,5 @@ test('SIGKILL under 32 writers on 16 partitions loses no acknowledged write, and
   }
   t.log(`${total} acknowledged writes, ${batches.length} batches tried, ${present.size} keys checked, ${killedWarming} of ${ROUNDS} kills before warming was done`);
   t.true(total > ROUNDS * 32, `the load was concurrent and substantial (${total} acknowledged)`);
-  t.true(batches.length > 0);
+  t.true(batches.length >= ROUNDS, 'batches were under way in every round');
 });

@@ -330,22 +330,25 @@ test('idempotency keys: a retry is not applied again (also after reopening); reu
 test('TTL: keys expire in every partition for get, has, size, ttl and range reads, and stay expired after reopening', async (t) => {
   const db = tempDb(t);
   const kv = await openKV<number>(db, { partitions: 8, ...FAST });
-  const written = Date.now();
-  await Promise.all(Array.from({ length: 40 }, (_, i) => kv.set(`t${i}`, i, i % 2 === 0 ? { ttlMs: 4000 } : {})));
-  t.is(await kv.size(), 40);
-  t.is(typeof (await kv.ttl('t0')), 'number');
-  t.is(await kv.ttl('t1'), null);
-  await new Promise((r) => setTimeout(r, written + 4200 - Date.now()));
-  t.is(await kv.size(), 20);
+  // Short TTLs are only checked after they passed (waited from the last acknowledgement), long
+  // ones only before: the test holds however slowly a loaded machine writes.
+  await Promise.all(Array.from({ length: 40 }, (_, i) => kv.set(`t${i}`, i, i % 2 === 0 ? { ttlMs: 300 } : {})));
+  await Promise.all(Array.from({ length: 5 }, (_, i) => kv.set(`long${i}`, i, { ttlMs: 600_000 })));
+  await new Promise((r) => setTimeout(r, 400));
+  t.is(await kv.size(), 25);
   t.false(await kv.has('t0'));
   t.is(await kv.get('t2'), undefined);
   t.is(await kv.ttl('t4'), undefined);
-  t.deepEqual((await kv.entries()).map(([k]) => k), Array.from({ length: 20 }, (_, i) => `t${2 * i + 1}`).sort());
+  t.is(await kv.ttl('t1'), null);
+  t.is(typeof (await kv.ttl('long3')), 'number');
+  t.deepEqual((await kv.entries()).map(([k]) => k), [...Array.from({ length: 5 }, (_, i) => `long${i}`), ...Array.from({ length: 20 }, (_, i) => `t${2 * i + 1}`)].sort());
   t.true(await kv.expire('t1', 600_000));
   t.true(await kv.persist('t1'));
+  t.false(await kv.expire('t0', 600_000), 'an expired key does not exist');
   await kv.close();
   const again = await openKV<number>(db, { partitions: 8, ...FAST });
-  t.is(await again.size(), 20);
+  t.is(await again.size(), 25);
+  t.is(await again.ttl('t1'), null);
   await again.close();
 });
 
@@ -506,10 +509,15 @@ test('expired keys are removed for real in every partition, by their own timers,
       raw.close();
     }
   };
-  t.is(rows().entries, 201);
-  t.true(rows().timers >= 7, 'a removal timer per partition holding expiring keys');
+  const written = Date.now();
   for (let i = 0; i < 100 && kv.awake() > 0; i++) await new Promise((r) => setTimeout(r, 20));
-  t.is(kv.awake(), 0, 'every partition went to sleep before its keys expired');
+  t.is(kv.awake(), 0, 'every partition went to sleep');
+  // On a machine loaded enough that the writes took most of the TTL, "asleep when due" cannot be
+  // arranged; the removal itself is still checked.
+  if (Date.now() < written + 2000) {
+    t.is(rows().entries, 201);
+    t.true(rows().timers >= 7, 'a removal timer per partition holding expiring keys');
+  } else t.log('writes were too slow to check the partitions asleep before the expiry');
   for (let i = 0; i < 400 && rows().timers > 0; i++) await new Promise((r) => setTimeout(r, 25));
   t.deepEqual(rows(), { timers: 0, entries: 1 }, 'every expired key removed (the timers woke their partitions)');
   t.is(await kv.size(), 1);
