@@ -6,10 +6,12 @@
  *   memory <db> <keys>                             recover a state, report RSS/heap after GC
  *   overload <db> <seconds> <perTick>              open-loop burst far above queue capacity
  *   serve-ipc <db>                                 chaos server: writes arrive over IPC
+ *   kv-open <db> <partitions>                      openKV until its first reply and until fully loaded, then one write and close
  * Prints one JSON line on stdout (except serve-ipc, which talks over IPC).
  */
 import { QueueFullError } from '../src/errors.js';
 import { startKv, storeInput, MACHINE } from './lib/kv.js';
+import { openKV } from '../src/kv/open-kv.js';
 
 const [mode, db, ...rest] = process.argv.slice(2);
 const out = (o: unknown): void => {
@@ -123,6 +125,25 @@ async function main(): Promise<void> {
         }
       });
       return;
+    }
+    case 'kv-open': {
+      // The partitions section: time to the first reply (a get of one key) and to a store fully
+      // in memory (the single machine loads everything before openKV resolves; a partitioned one
+      // once background warming is done), then the close after one write (its snapshot cost).
+      const partitions = Number(rest[0]);
+      const t0 = performance.now();
+      const kv = await openKV(db, { partitions, durability: 'full' });
+      const openMs = performance.now() - t0;
+      const first = await kv.get('k12345');
+      const firstReplyMs = performance.now() - t0;
+      await kv.whenWarm();
+      const fullMs = performance.now() - t0;
+      const keys = await kv.size();
+      await kv.set('k12345', first);
+      const c0 = performance.now();
+      await kv.close();
+      out({ openMs, firstReplyMs, fullMs, keys, closeAfterOneWriteMs: performance.now() - c0 });
+      process.exit(0);
     }
     default:
       throw new Error(`unknown mode ${mode}`);

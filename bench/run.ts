@@ -23,6 +23,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   readable: async () => (await import('./sections/readable.js')).runReadable,
   idempotency: async () => (await import('./sections/idempotency.js')).runIdempotency,
   entities: async () => (await import('./sections/entities.js')).runEntities,
+  'kv-partitions': async () => (await import('./sections/kv-partitions.js')).runKvPartitions,
 };
 
 async function main(): Promise<number> {

@@ -20,7 +20,7 @@ export type { BackupOptions, BackupReport } from './storage/reports.js';
 export type { ChangeEvent, ChangeListener, SubscribeOptions, Subscription, SubscriptionEnd } from './engine/change-feed.js';
 export type { SnapshotMeta } from './storage/rows.js';
 export type { RecoveryReport, TableIntegrity } from './storage/reports.js';
-export { openKV, InvalidKeyError, InvalidOperationError, UpdateConflictError, DEFAULT_KV_PATH, DEFAULT_UPDATE_ATTEMPTS, KV_MACHINE, type KV, type KVOptions, type EntriesOptions, type WriteOptions, type SetOptions, type BatchOp, type UpdateOptions } from './kv/open-kv.js';
+export { openKV, InvalidKeyError, InvalidOperationError, UpdateConflictError, DEFAULT_KV_PATH, DEFAULT_UPDATE_ATTEMPTS, KV_MACHINE, MAX_PARTITIONS, PARTITION_HASH, fnv1a32, partitionOf, type KV, type KVOptions, type EntriesOptions, type WriteOptions, type SetOptions, type BatchOp, type UpdateOptions } from './kv/open-kv.js';
 export { kvMachine, validateKvInput, stampKvInput, type KvInput, type KvState, type KvTable } from './kv/kv-machine.js';
 export { EXPIRY_TIMER, REMOVAL_GRANULARITY_MS, MAX_REMOVALS_PER_STEP } from './kv/kv-expiry.js';
 export { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_PAGE_BYTES, type KvPage } from './kv/kv-page.js';

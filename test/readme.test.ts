@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApplication } from '../src/engine/application.js';
 import { demoTree } from '../src/kv/demo.js';
+import { openKV } from '../src/kv/open-kv.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const root = new URL('../', import.meta.url);
@@ -32,6 +33,10 @@ test('the first lines of the README give the two set-up commands', (t) => {
 test('every sqlite3 query of the cookbook runs with the real sqlite3 CLI against a live database', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ssm-cookbook-'));
   const db = join(dir, 'ssm.db');
+  // A partitioned KV store's partitions first (for the query of keys per partition), then the demo tree on the same file.
+  const kv = await openKV(db, { partitions: 4, readable: true });
+  for (let i = 0; i < 8; i++) await kv.set(`p${i}`, i);
+  await kv.close();
   const app = await startApplication(demoTree(), { db, logger: false, readable: true, snapshot: { every: 3, maxTimeShare: 1 } });
   try {
     for (let i = 0; i < 7; i++) await app.call('kv2', { op: 'store', key: `k${i}`, value: i });
@@ -76,6 +81,7 @@ test('the README TypeScript examples run as written', async (t) => {
     sharded: /^5\n$/,
     backoff: /^2\n$/,
     entities: /^10\n\[ 'eu\/7' \]\n2\n$/,
+    'kv-partitions': /^11 30\n2\n\[ \[ 'user:1', 1 \], \[ 'user:2', 2 \] \]\nINVALID_OPERATION\n$/,
     'kv-ops': /^(60000|59\d{3})\ntrue\nfalse\ntrue\n42\n\[ \[ 'b', 2 \], \[ 'a', 42 \] \]\n$/,
   };
   for (const ex of examples) {

@@ -2,6 +2,7 @@ import type { ApplicationOptions } from '../engine/options.js';
 import { SsmError } from '../errors.js';
 import type { KvPage } from './kv-page.js';
 import type { MAX_KEY_LENGTH } from './kv-machine.js';
+import type { MAX_PARTITIONS } from './partition-hash.js';
 
 /*
  * The public API of the embedded key-value store: its interface, options and errors.
@@ -15,8 +16,43 @@ export class InvalidKeyError extends SsmError {
   }
 }
 
-/** Options of {@link openKV}: those of {@link startApplication} except `db` (the path argument). */
-export interface KVOptions extends Omit<ApplicationOptions, 'db'> {}
+/**
+ * Options of {@link openKV}: those of {@link startApplication} except `db` (the path argument),
+ * and the layout of the store. Every invalid value is refused with ConfigError.
+ */
+export interface KVOptions extends Omit<ApplicationOptions, 'db'> {
+  /**
+   * Number of partitions, an integer from 1 to {@link MAX_PARTITIONS} (4096). With 1, the store
+   * is one machine `kv`. With P > 1, keys are spread over P entities of the family `kv`
+   * (`kv/p0`..`kv/p<P-1>`; a key's partition is `fnv1a32(utf8(key)) % P`, see
+   * partition-hash.ts), each with its own log and snapshots: a snapshot costs the partition
+   * that changed, not the store, and after a restart the first request is served once its own
+   * partition is loaded. Every method behaves as with one machine, except that a `batch` must
+   * keep to one partition (see {@link KV.batch}) and idempotency keys are scoped to a partition.
+   *
+   * Part of the on-disk format: the count is recorded in the file at its first open, and opening
+   * it with another count (or a single-machine file with P > 1, or the reverse) is refused with
+   * ConfigError, with nothing changed on disk.
+   * @default 1
+   */
+  partitions?: number;
+  /**
+   * With `partitions` > 1: after opening, load every partition in the background, one at a time,
+   * yielding to requests between them (a request waits for at most the partition being loaded).
+   * `false`: a partition is loaded only by its first request (and `size` or a range read loads
+   * them all).
+   * @default true
+   */
+  warm?: boolean;
+  /**
+   * With `partitions` > 1: a partition without a request for this long (ms) is snapshotted (if it
+   * changed) and leaves memory; its next request loads it again. `Infinity`: partitions stay in
+   * memory once loaded, as the single machine does (its ordered index, built for range reads,
+   * stays too). All P may be awake at once (the family's maxActive is P).
+   * @default Infinity
+   */
+  partitionIdleMs?: number;
+}
 
 /**
  * An argument of a KV method that is not one it takes: a `ttlMs` that is not a positive
@@ -73,7 +109,10 @@ export interface WriteOptions {
    * same arguments (in flight, or after a crash and restart) gets that reply and is not applied
    * again, even with a `ttlMs` (matched as given, not as the expiry time it became). The same key
    * with other arguments rejects with IdempotencyKeyReusedError. A non-empty string of at most
-   * 1024 bytes of UTF-8.
+   * 1024 bytes of UTF-8. In a store with `partitions`, keys are scoped to the partition written:
+   * a retry goes to the same partition and is recognised as above, but a key reused for a write
+   * to a key of another partition is not detected (it is applied): use one idempotency key per
+   * write.
    * @default none
    */
   idempotencyKey?: string;
@@ -125,6 +164,19 @@ export const DEFAULT_UPDATE_ATTEMPTS = 16;
 export interface KV<V = unknown> {
   /** Path of the database file. */
   readonly path: string;
+  /** Number of partitions (1: one machine). See {@link KVOptions.partitions}. */
+  readonly partitions: number;
+  /**
+   * The partition (0..partitions-1) that holds `key` (always 0 without partitions); keys of one
+   * partition can share a {@link batch}. Throws InvalidKeyError for a key the store refuses.
+   */
+  partitionOf(key: string): number;
+  /**
+   * Resolves once background warming (`warm: true`, the default) has loaded every partition,
+   * or stopped because the store closed. At once for a store without partitions (everything is
+   * loaded before {@link openKV} resolves) and with `warm: false`. Requests need not wait for it.
+   */
+  whenWarm(): Promise<void>;
   /** The value stored under `key`, or `undefined` if there is none (or it has expired). */
   get(key: string): Promise<V | undefined>;
   /** Stores `value` under `key` (with `ttlMs`, for that long); resolves once the write is durable. */
@@ -164,7 +216,9 @@ export interface KV<V = unknown> {
   /**
    * Applies `ops` (`set`, with an optional `ttlMs`, and `delete`) atomically, in order: one
    * request, one log entry. An invalid op (bad key, unknown op, bad `ttlMs`) rejects the whole
-   * batch before anything is sent.
+   * batch before anything is sent. In a store with `partitions`, every key of a batch must be in
+   * one partition (same {@link partitionOf}): a batch across partitions is refused with
+   * InvalidOperationError before anything is sent, never applied in part.
    */
   batch(ops: readonly BatchOp<V>[], options?: WriteOptions): Promise<void>;
   /**
@@ -172,18 +226,23 @@ export interface KV<V = unknown> {
    * key order (UTF-16 code unit order) or descending with `reverse`. Fetched as pages of
    * {@link KV.page}, so other callers are served between pages: on a store being written, the
    * result is not one atomic view (each page is; a key changed meanwhile may be seen either way).
+   * With `partitions`, a k-way merge of the partitions' ordered scans: the same entries in the
+   * same order.
    */
   entries(options?: EntriesOptions): Promise<[string, V][]>;
   /**
    * One page of at most `limit` entries (default 1000, at most 10,000) and about 1 MiB, in key
    * order, with the cursor to pass as `after` for the next one (`null`: nothing is left).
    * Costs O(log n + limit) once the store's ordered index exists (the first range read waits
-   * for it to be built in the background, see `ShardedMap.whenIndexed`).
+   * for it to be built in the background, see `ShardedMap.whenIndexed`). With `partitions`, the
+   * same page and `next` as one machine gives for the same data, merged from every partition's
+   * pages (so one page is an atomic view of each partition, not of the whole store).
    */
   page(options?: EntriesOptions): Promise<KvPage<V>>;
   /**
-   * Finishes queued work, snapshots the state and closes the database. Idempotent. Calls made
-   * afterwards reject with ApplicationStoppedError.
+   * Finishes queued work, snapshots the state (each partition that changed) and closes the
+   * database; stops background warming. Idempotent. Calls made afterwards reject with
+   * ApplicationStoppedError.
    */
   close(): Promise<void>;
 }
