@@ -139,7 +139,6 @@ const WATCHING = [
   'WATCH w', 'DEL w', 'MULTI', 'EXEC',
   'WATCH w', 'SET w 7', 'MULTI', 'DISCARD', 'MULTI', 'SET w 8', 'EXEC',
   'WATCH w', 'SET w 9', 'UNWATCH', 'MULTI', 'SET w 10', 'EXEC', 'GET w',
-  'SET e v PX 1', 'WATCH e w', 'MULTI', 'GET w', 'EXEC',
 ];
 
 test('redis-cli: WATCH, UNWATCH and EXEC answer exactly what redis-server answers (a changed watched key aborts EXEC: nil, nothing applied)', async (t) => {
@@ -153,7 +152,6 @@ test('redis-cli: WATCH, UNWATCH and EXEC answer exactly what redis-server answer
     'OK', '1', 'OK', '',
     'OK', 'OK', 'OK', 'OK', 'OK', 'QUEUED', 'OK',
     'OK', 'OK', 'OK', 'OK', 'QUEUED', 'OK', '10',
-    'OK', 'OK', 'OK', 'QUEUED', '10',
   ];
   t.deepEqual(ours.split('\n').slice(0, -1), expected);
   const redis = await realRedis(t);
@@ -196,6 +194,16 @@ test('WATCH: a write by another connection between WATCH and EXEC aborts EXEC wi
   await send('SET acct 1', lines(1));
   t.is(await send('EXEC', lines(1)), '_\r\n', 'keys watched in db 0 cannot guard an EXEC in db 1: aborted');
   t.is(await cli(port, '-n', '1', 'GET', 'acct'), '');
+  // A watched key that expires before EXEC aborts it, as in Redis (not compared side by side: the
+  // outcome there depends on whether the key was still live at WATCH, a race in a script).
+  await send('SELECT 0', lines(1));
+  t.is(await cli(port, 'SET', 'e', 'v', 'PX', '300'), 'OK');
+  await send('WATCH e', lines(1));
+  await new Promise((r) => setTimeout(r, 400));
+  await send('MULTI', lines(1));
+  await send('SET x 1', lines(1));
+  t.is(await send('EXEC', lines(1)), '_\r\n', 'the watched key expired: aborted');
+  t.is(await cli(port, 'EXISTS', 'x'), '0');
   t.is(await send('WATCH a b', lines(1)), '+OK\r\n');
   t.regex(await send('WATCH \xff', lines(1)), /^-ERR key is not valid UTF-8/);
 });
