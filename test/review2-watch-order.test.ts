@@ -43,3 +43,16 @@ test('pipelined WATCH k, MULTI, SET k 1, EXEC, SET k 2: EXEC is not aborted by t
   t.is(live.received, '$1\r\n2\r\n+PONG\r\n', 'SET k 2 was sent after EXEC: it must be applied after it');
   t.is(after.received, '$1\r\n2\r\n+PONG\r\n');
 });
+
+test('pipelined WATCH other, MULTI, SET k 1, EXEC, SET k 2: the SET sent last is not overwritten by the transaction (lost write)', async (t) => {
+  const db = join(tempDir(t), 'w3.db');
+  let s = await up(db);
+  const wire = Buffer.concat([cmd('WATCH', 'other'), cmd('MULTI'), cmd('SET', 'k', '1'), cmd('EXEC'), cmd('SET', 'k', '2'), cmd('PING')]);
+  const { received } = await rawExchange(s.port, wire, (r) => r.includes('PONG'));
+  t.is(received, '+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n+OK\r\n+PONG\r\n');
+  await s.close();
+  s = await up(db);
+  t.teardown(s.close);
+  const after = await rawExchange(s.port, Buffer.concat([cmd('GET', 'k'), cmd('PING')]), (r) => r.includes('PONG'));
+  t.is(after.received, '$1\r\n2\r\n+PONG\r\n', 'SET k 2 (acknowledged after EXEC) was overwritten by the EXEC sent before it');
+});
