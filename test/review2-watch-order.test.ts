@@ -56,3 +56,20 @@ test('pipelined WATCH other, MULTI, SET k 1, EXEC, SET k 2: the SET sent last is
   const after = await rawExchange(s.port, Buffer.concat([cmd('GET', 'k'), cmd('PING')]), (r) => r.includes('PONG'));
   t.is(after.received, '$1\r\n2\r\n+PONG\r\n', 'SET k 2 (acknowledged after EXEC) was overwritten by the EXEC sent before it');
 });
+
+test('WATCH answered first, then MULTI, SET k 1, EXEC, GET k in one write (what pipelining clients send): GET reads 1', async (t) => {
+  const s = await up(join(tempDir(t), 'w4.db'));
+  t.teardown(s.close);
+  const { createConnection } = await import('node:net');
+  const sock = createConnection({ port: s.port, host: '127.0.0.1' });
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d) => (got += d.toString('latin1')));
+  const wait = async (end: string) => { for (let i = 0; i < 400 && !got.endsWith(end); i++) await new Promise((r) => setTimeout(r, 5)); };
+  sock.write(Buffer.concat([cmd('SET', 'k', '0'), cmd('WATCH', 'k')]));
+  await wait('+OK\r\n+OK\r\n');
+  await new Promise((r) => setTimeout(r, 50));
+  sock.write(Buffer.concat([cmd('MULTI'), cmd('SET', 'k', '1'), cmd('EXEC'), cmd('GET', 'k'), cmd('PING')]));
+  await wait('+PONG\r\n');
+  t.is(got, '+OK\r\n+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$1\r\n1\r\n+PONG\r\n');
+});
