@@ -5,13 +5,13 @@
  * {"op":"store","key":"k","value":2,"guard":[{"key":"k","present":false}]} believes it wrote
  * only if k was absent, and overwrote k. A guard it cannot honour should be a DECODE_ERROR.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { startApplication } from '../src/engine/application.js';
 import { DecodeError } from '../src/errors.js';
 import { kvMachine } from '../src/kv/kv-machine.js';
 import { supervisor, worker } from '../src/model/tree.js';
 
-async function app(t: Parameters<Parameters<typeof test>[1]>[0]) {
+async function app(t: ExecutionContext) {
   const a = await startApplication(supervisor('one_for_one', [worker('kv', kvMachine())]), { db: ':memory:', logger: false });
   t.teardown(() => a.stop());
   await a.callValue('kv', { op: 'store', key: 'k', value: 1 });
