@@ -23,19 +23,22 @@ export function isWellFormed(s: string): boolean {
   return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }
 
-const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan', 'ttl', ...BYTE_OPS_READ_ONLY]);
+const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan', 'ttl', 'digest', ...BYTE_OPS_READ_ONLY]);
 /** Ops a batch may not hold: range reads (paged, unbounded), batches, and the timer's removal. */
-const NOT_IN_BATCH = new Set(['entries', 'scan', 'batch', 'removeExpired']);
+const NOT_IN_BATCH = new Set(['entries', 'scan', 'batch', 'removeExpired', 'digest']);
 /** Ops that neither read nor depend on expiry: no `now` is stamped on them. */
 const CLOCKLESS = new Set(['storeMany', 'removeExpired']);
 
-/** A batch's `guard` (see KvGuard), checked: at most MAX_KEYS_PER_OP keys, each `{ key, present, value? }`. */
+/** A batch's `guard` (see KvGuard), checked: at most MAX_KEYS_PER_OP keys, each `{ key, digest }` (a digest op's answer). */
 function validateGuard(guard: unknown): KvGuard[] {
-  if (!Array.isArray(guard) || guard.length > MAX_KEYS_PER_OP) throw new TypeError(`op batch: "guard" must be an array of at most ${MAX_KEYS_PER_OP} { key, present, value } objects`);
+  if (!Array.isArray(guard) || guard.length > MAX_KEYS_PER_OP) throw new TypeError(`op batch: "guard" must be an array of at most ${MAX_KEYS_PER_OP} { key, digest } objects`);
   return guard.map((g: unknown, i) => {
     const o = g as Record<string, unknown> | null;
-    if (!o || typeof o !== 'object' || typeof o['key'] !== 'string' || typeof o['present'] !== 'boolean') throw new TypeError(`op batch: guard ${i} must be { key: string, present: boolean, value? }`);
-    return o['present'] ? { key: o['key'], present: true, value: o['value'] } : { key: o['key'], present: false };
+    const digest = o?.['digest'];
+    if (!o || typeof o !== 'object' || typeof o['key'] !== 'string' || !(digest === null || (typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest)))) {
+      throw new TypeError(`op batch: guard ${i} must be { key: string, digest: string | null } (digest: what op digest answered for the key, null for absent)`);
+    }
+    return { key: o['key'], digest };
   });
 }
 
@@ -53,7 +56,7 @@ function checkKey(key: unknown, op: string): string {
   return key;
 }
 
-const OPS = 'store (or set), lookup, delete, has, size, entries, scan, ttl, expire, persist, compareAndSet, batch';
+const OPS = 'store (or set), lookup, delete, has, size, entries, scan, ttl, expire, persist, compareAndSet, batch, digest';
 
 /**
  * Rejects anything that is not a well-formed {@link KvInput} (TypeError, which the engine turns
@@ -70,6 +73,8 @@ function validateOne(input: unknown, inBatch: boolean): KvInput {
   const key = o['key'];
   const needsKey = (): string => checkKey(key, String(o['op']));
   if (inBatch && NOT_IN_BATCH.has(o['op'] as string)) throw new TypeError(`op ${String(o['op'])} cannot be part of a batch`);
+  // Refused, not ignored: a write that its sender believes checked must not apply unchecked.
+  if (o['guard'] !== undefined && (o['op'] !== 'batch' || inBatch)) throw new TypeError(`op ${String(o['op'])}: only a batch (not one inside a batch) takes a "guard"`);
   if (BYTE_OPS.has(o['op'] as string)) return validateByteOp(o, checkKey);
   switch (o['op']) {
     case 'store':
@@ -97,6 +102,12 @@ function validateOne(input: unknown, inBatch: boolean): KvInput {
       needsKey();
       if (!('value' in o)) throw new TypeError('op compareAndSet needs a "value" (and "expected"; omitted, it matches a missing key)');
       return { op: 'compareAndSet', key: key as string, expected: o['expected'], value: o['value'], ...expiryFields(o, 'compareAndSet') };
+    case 'digest': {
+      const keys = o['keys'];
+      if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_KEYS_PER_OP) throw new TypeError(`op digest needs "keys": an array of 1 to ${MAX_KEYS_PER_OP} keys`);
+      for (const k of keys) checkKey(k, 'digest');
+      return { op: 'digest', keys: keys as string[] };
+    }
     case 'size':
       if (o['expiring'] !== undefined && typeof o['expiring'] !== 'boolean') throw new TypeError('op size: "expiring" must be a boolean');
       return o['expiring'] ? { op: 'size', expiring: true } : { op: 'size' };

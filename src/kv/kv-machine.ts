@@ -1,5 +1,6 @@
 import { defineMachine, withTimers, type EntryProjection, type Machine, type StepResult } from '../model/machine.js';
 import { cbor } from '../encoding/cbor.js';
+import { sha256 } from '../storage/checksum.js';
 import { ExpiringMap } from '../encoding/expiring-map.js';
 import type { KeyRange } from '../encoding/key-range.js';
 import { ShardedMap } from '../encoding/sharded-map.js';
@@ -37,6 +38,7 @@ export type KvInput =
   | { readonly op: 'persist'; readonly key: string; readonly now?: number }
   | { readonly op: 'compareAndSet'; readonly key: string; readonly expected?: unknown; readonly value: unknown; readonly ttlMs?: number; readonly expiresAt?: number; readonly keepTtl?: boolean; readonly now?: number }
   | { readonly op: 'batch'; readonly ops: readonly KvInput[]; readonly now?: number; readonly guard?: readonly KvGuard[] }
+  | { readonly op: 'digest'; readonly keys: readonly string[]; readonly now?: number }
   | { readonly op: 'removeExpired'; readonly upTo: number }
   | KvByteOpInput;
 
@@ -66,18 +68,22 @@ function sameCbor(a: unknown, b: unknown): boolean {
 }
 
 /**
- * What a batch's `guard` expects of a key: present (live) with this value, or absent. RESP's
- * WATCH reads it; EXEC's batch applies only if every key still reads the same.
+ * What a batch's `guard` expects of a key: the {@link keyDigest} it had (null: absent). RESP's
+ * WATCH reads the digests; EXEC's batch applies only if every key still has the same.
  */
 export interface KvGuard {
   readonly key: string;
-  readonly present: boolean;
-  readonly value?: unknown;
+  readonly digest: string | null;
 }
 
-function sameLive(state: KvTable, g: KvGuard, now: number | undefined): boolean {
-  const { present, value } = liveValue(state, g.key, now);
-  return present === g.present && (!present || sameCbor(value, g.value));
+/**
+ * A live key's value and expiry as a short digest (sha256 of their CBOR, hex), null when it is
+ * absent or expired: what WATCH remembers of a key, so that a changed value or expiry aborts EXEC
+ * and the log holds 64 characters a watched key, not its value.
+ */
+export function keyDigest(state: KvTable, key: string, now: number | undefined): string | null {
+  const { present, value } = liveValue(state, key, now);
+  return present ? sha256(cbor.encode([value, expiryOf(state, key) ?? null])) : null;
 }
 
 /** Writes `value` under `key` with the expiry a write's fields ask for (none: cleared). */
@@ -143,9 +149,11 @@ function stepOne(input: KvInput, state: KvTable, now: number | undefined): KvOut
       write(state, input.key, input.value, input, now);
       return true;
     }
+    case 'digest':
+      return input.keys.map((key) => keyDigest(state, key, now));
     case 'batch':
       // A guarded batch (RESP's WATCH) applies nothing, and answers null, if a key changed.
-      if (input.guard && !input.guard.every((g) => sameLive(state, g, now))) return null;
+      if (input.guard && !input.guard.every((g) => keyDigest(state, g.key, now) === g.digest)) return null;
       return input.ops.map((op) => stepOne(op, state, now));
     case 'removeExpired':
       return removeExpired(state, input.upTo);

@@ -113,7 +113,7 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
       if (ended && head === slots.length) finish();
       if (pausedForPipeline && slots.length - head <= resolved.maxPipeline / 2) {
         pausedForPipeline = false;
-        if (!ended) socket.resume();
+        if (!ended && !barrierPaused) socket.resume();
       }
     };
     // One write per connection per batch: replies settle together (one batch, one commit), so the
@@ -139,10 +139,24 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
       else slot.reply = reply;
     };
 
-    socket.on('data', (chunk: Buffer) => {
-      if (ended) return;
-      parser.push(chunk);
+    // Parses and dispatches what has arrived, in order; stops at a barrier (an EXEC waiting for
+    // its WATCH reads) and goes on from there once it has settled.
+    let barrierPaused = false;
+    const pump = (): void => {
       for (;;) {
+        if (session.barrier) {
+          const barrier = session.barrier;
+          barrierPaused = true;
+          socket.pause();
+          void barrier.then(() => {
+            if (session.barrier === barrier) session.barrier = null;
+            barrierPaused = false;
+            if (ended || socket.destroyed) return;
+            pump();
+            if (!pausedForPipeline && !barrierPaused && !ended) socket.resume();
+          });
+          break;
+        }
         let args: Buffer[] | null;
         try {
           args = parser.next();
@@ -169,6 +183,11 @@ export async function serveResp(options: RespOptions): Promise<RespEndpoint> {
         pausedForPipeline = true;
         socket.pause();
       }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (ended) return;
+      parser.push(chunk);
+      pump();
       // Slow-client cut-off: a command begun must arrive whole within commandTimeoutMs.
       if (parser.partial && !ended) slowTimer ??= setTimeout(() => socket.destroy(), resolved.commandTimeoutMs);
       else if (slowTimer) {

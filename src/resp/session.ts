@@ -46,6 +46,15 @@ export class CursorTable {
   }
 }
 
+/** What WATCH keeps: the machine, each key's digest when first watched, the reads still pending. */
+export interface Watch {
+  readonly machine: string;
+  readonly guards: Map<string, KvGuard>;
+  pending: number;
+  /** Called once no read is pending. */
+  readonly settled: (() => void)[];
+}
+
 /** Per-connection state of a RESP client. */
 export class Session {
   protocol: Protocol = 2;
@@ -59,8 +68,13 @@ export class Session {
   transaction: Plan[] | null = null;
   /** A command queued since MULTI was refused: EXEC answers EXECABORT and applies nothing. */
   transactionFailed = false;
-  /** The keys WATCHed since the last EXEC, DISCARD or UNWATCH: their machine, and the reads of what each held. */
-  watch: { readonly machine: string; readonly reads: Promise<readonly KvGuard[]>[] } | null = null;
+  /** The keys WATCHed since the last EXEC, DISCARD or UNWATCH (see transaction-commands.ts). */
+  watch: Watch | null = null;
+  /**
+   * Set while an EXEC waits for its WATCH reads: the connection's later commands are not
+   * dispatched until it settles (EXEC's batch sent), so they reach the machine after it, in order.
+   */
+  barrier: Promise<void> | null = null;
 
   constructor(readonly id: number, readonly server: ServerContext) {
     this.authenticated = server.options.token === undefined;

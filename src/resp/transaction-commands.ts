@@ -8,10 +8,11 @@
  * request, such as KEYS, SCAN, SELECT, INFO) makes EXEC answer EXECABORT and apply nothing; an
  * error at run time (INCR of a non-integer) is that command's reply, and the others still apply.
  *
- * WATCH k... reads what the keys hold; EXEC's batch then carries them as its `guard` and applies
- * nothing (answering nil) if any changed meanwhile: optimistic locking, checked in the same step.
+ * WATCH k... reads a digest of what the keys hold; EXEC's batch then carries them as its `guard`
+ * and applies nothing (answering nil) if any changed meanwhile: optimistic locking, checked in the
+ * same step as the transaction.
  */
-import type { KvGuard } from '../kv/kv-machine.js';
+import { MAX_KEYS_PER_OP } from '../kv/kv-ops.js';
 import { array, error, NIL_ARRAY, OK, simple, type Reply } from './encoder.js';
 import { errorReply, type Session } from './session.js';
 import { ReplyError, keyOf, type Handler, type Plan, type Planner } from './string-commands.js';
@@ -61,45 +62,42 @@ function joined(plans: readonly Plan[]): { ops: unknown[]; replies: (outputs: re
   };
 }
 
-/**
- * What the WATCHed keys held when they were read (the first read of a key counts, as Redis keeps
- * the first WATCH); null when a read failed, which aborts EXEC rather than run it unguarded.
- */
-function watchedGuard(s: Session): Promise<KvGuard[] | null> | null {
-  const watch = s.watch;
-  s.watch = null;
-  if (watch === null) return null;
-  // Keys watched in another database (SELECT since): EXEC cannot guard them here, so it aborts.
-  if (watch.machine !== s.machine) return Promise.resolve(null);
-  return Promise.all(watch.reads).then(
-    (reads) => [...new Map(reads.flat().reverse().map((g) => [g.key, g])).values()],
-    () => null,
-  );
-}
-
 const exec: Handler = (s) => {
   const plans = s.transaction;
   if (plans === null) return error('ERR EXEC without MULTI');
   const failed = s.transactionFailed;
-  const guarded = watchedGuard(s);
+  const watch = s.watch;
   s.transaction = null;
   s.transactionFailed = false;
+  s.watch = null;
   if (failed) return error('EXECABORT Transaction discarded because of previous errors.');
-  if (plans.length === 0 && guarded === null) return array([]);
+  // Keys watched in another database (SELECT since): EXEC cannot guard them here, so it aborts.
+  if (watch !== null && watch.machine !== s.machine) return NIL_ARRAY;
+  if (plans.length === 0 && watch === null) return array([]);
   const { ops, replies } = joined(plans);
   const onInternal = s.server.options.onInternalError;
-  const run = (guard: KvGuard[] | undefined): Promise<Reply> =>
-    s.server.options.app.callValue<unknown[] | null>(s.machine, { op: 'batch', ops, ...(guard ? { guard } : {}) }).then(
+  const run = (): Promise<Reply> =>
+    s.server.options.app.callValue<unknown[] | null>(s.machine, { op: 'batch', ops, ...(watch ? { guard: [...watch.guards.values()] } : {}) }).then(
       (outputs) => (outputs === null ? NIL_ARRAY : array(replies(outputs))),
       (err: unknown) => errorReply(err, onInternal),
     );
-  return guarded === null ? run(undefined) : guarded.then((guard) => (guard === null ? NIL_ARRAY : run(guard)));
+  if (watch === null || watch.pending === 0) return run();
+  // A WATCH read still under way (pipelined): the batch goes once it is in, and the commands
+  // after EXEC wait for that, so that they reach the machine after the transaction.
+  let sent!: () => void;
+  s.barrier = new Promise<void>((r) => (sent = r));
+  return new Promise<void>((r) => watch.settled.push(r)).then(() => {
+    const reply = run();
+    sent();
+    return reply;
+  });
 };
 
 /**
- * WATCH: reads what each key holds now, in order with the connection's other commands; EXEC then
- * runs its batch only if every watched key still holds the same (else answers nil and applies
- * nothing). Compared by value: a write that leaves the same value does not abort, unlike Redis.
+ * WATCH: reads the digest of each key's value and expiry now (a `digest` op, in order with the
+ * connection's other commands); EXEC's batch then carries them as its guard and applies nothing
+ * (answering nil) if any changed. A key watched twice keeps its first digest, as in Redis; a
+ * WATCH whose read failed watches nothing (its error says so).
  */
 const watch: Handler = (s, a) => {
   if (s.transaction !== null) return error('ERR WATCH inside MULTI is not allowed');
@@ -112,11 +110,22 @@ const watch: Handler = (s, a) => {
     if (err instanceof ReplyError) return err.reply;
     throw err;
   }
-  const read = s.server.options.app
-    .callValue<unknown[]>(machine, { op: 'batch', ops: keys.flatMap((key) => [{ op: 'has', key }, { op: 'lookup', key }]) })
-    .then((out) => keys.map((key, i): KvGuard => (out[2 * i] ? { key, present: true, value: out[2 * i + 1] } : { key, present: false })));
-  (s.watch ??= { machine, reads: [] }).reads.push(read);
-  return read.then(
+  const w = (s.watch ??= { machine, guards: new Map(), pending: 0, settled: [] });
+  const reads: Promise<void>[] = [];
+  for (let i = 0; i < keys.length; i += MAX_KEYS_PER_OP) {
+    const chunk = keys.slice(i, i + MAX_KEYS_PER_OP);
+    w.pending++;
+    const read = s.server.options.app.callValue<(string | null)[]>(machine, { op: 'digest', keys: chunk }).then((digests) => {
+      chunk.forEach((key, j) => {
+        if (!w.guards.has(key)) w.guards.set(key, { key, digest: digests[j] ?? null });
+      });
+    });
+    const done = (): void => {
+      if (--w.pending === 0) for (const f of w.settled.splice(0)) f();
+    };
+    reads.push(read.finally(done));
+  }
+  return Promise.all(reads).then(
     () => OK,
     (err: unknown) => errorReply(err, s.server.options.onInternalError),
   );
