@@ -131,3 +131,16 @@ test('rows out of date (a database from before readable tables, or turned off) a
   t.deepEqual(sql(db, 'SELECT (SELECT count(*) FROM kv_entries) + (SELECT count(*) FROM requests) + (SELECT count(*) FROM machine_states) AS n'), [{ n: 0 }]);
   t.is((await runCli(['views', '--db', db])).code, 2, 'says what to do');
 });
+
+test('ssm checkpoint and ssm compact (offline) keep the readable tables of a database a server wrote with --readable', async (t) => {
+  const db = tempDb(t);
+  const app = await startApplication(supervisor('one_for_one', [worker('kv1', kvMachine())]), { db, logger: false, readable: true });
+  await app.call('kv1', { op: 'store', key: 'a', value: { n: 1 } });
+  await app.stop();
+  const { runCli } = await import('./helpers/cli.js');
+  for (const command of [['checkpoint'], ['compact']]) {
+    const r = await runCli([...command, '--db', db]);
+    t.is(r.code, 0, r.stdout + r.stderr);
+    t.deepEqual(sql(db, "SELECT key, value FROM kv_entries WHERE machine = 'kv1'"), [{ key: 'a', value: '{"n":1}' }], `${command[0]} kept kv_entries`);
+  }
+});

@@ -8,7 +8,7 @@ import { kvMachine, migrateKvState, validateKvInput } from '../kv/kv-machine.js'
 import { defineMachine, type AnyMachine, type MachineDefinition } from '../model/machine.js';
 import { recoverState } from '../storage/recovery.js';
 import type { Recovered } from '../storage/reports.js';
-import type { StoreReader } from '../storage/store-reader.js';
+import { StoreReader } from '../storage/store-reader.js';
 import { entities } from '../model/entities.js';
 import { supervisor, worker } from '../model/tree.js';
 import { FOREIGN_DATABASE } from './common.js';
@@ -180,6 +180,23 @@ export function rebuild<S = unknown>(store: StoreReader, name: string, machine: 
 }
 
 /**
+ * Whether the database has readable tables (a server ran with `--readable`): an offline command
+ * keeps them, where an application without `readable` would remove them as it starts machines.
+ */
+function keepsReadableTables(path: string): boolean {
+  try {
+    const reader = StoreReader.open(path);
+    try {
+      return reader.db.prepare('SELECT EXISTS (SELECT 1 FROM machines WHERE entries_seq IS NOT NULL) OR EXISTS (SELECT 1 FROM machine_states)').pluck().get() === 1;
+    } finally {
+      reader.close();
+    }
+  } catch {
+    return false; // A database from before readable tables (or none yet): nothing to keep.
+  }
+}
+
+/**
  * Starts the application offline over the machines found in the database, as a flat
  * one_for_one supervisor, for commands that need the writer role. A database held by a running
  * server is refused with a hint to use the server's own endpoint.
@@ -195,7 +212,7 @@ export async function startOffline(path: string, names: readonly string[], resol
   }
   const tree = supervisor('one_for_one', [...workers, ...[...families].map(([f, m]) => entities(f, m, { intensity: 0 }))], { name: 'ssm-cli', intensity: 0 });
   try {
-    return await startApplication(tree, { db: path, logger: false, snapshot: { every: 0, everyBytes: 0, keepSnapshots: options.keepSnapshots, retainLog: options.retainLog } });
+    return await startApplication(tree, { db: path, logger: false, readable: keepsReadableTables(path), snapshot: { every: 0, everyBytes: 0, keepSnapshots: options.keepSnapshots, retainLog: options.retainLog } });
   } catch (err) {
     if (err instanceof DatabaseLockedError) throw new SsmError(err.code, `${err.message}; ${hint}`);
     throw err;
