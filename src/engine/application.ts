@@ -188,7 +188,7 @@ export class App {
     if (this.ended) throw new ApplicationStoppedError();
     const fixed = await this.snapshots.checkpointNow(targets as WorkerNode[], () => this.ended);
     // Entities: the one named, or (no name) every one changed since its last snapshot.
-    return name !== undefined && !entity ? fixed : [...fixed, ...(await this.loop.exclusive(() => this.entityRuntime.checkpoint(name)))];
+    return name !== undefined && !entity ? fixed : [...fixed, ...(await this.entityRuntime.checkpoint(name))];
   }
 
   /**

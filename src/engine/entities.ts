@@ -247,9 +247,9 @@ export class EntityRuntime {
     settle();
   }
 
-  /** Snapshots entity `name`, or every entity changed since its last snapshot (see {@link checkpointEntities}). Under the loop's lock. */
+  /** Snapshots entity `name`, or every entity changed since its last snapshot (see {@link checkpointEntities}), each under the loop's lock in turn. */
   checkpoint(name?: string): Promise<SnapshotMeta[]> {
-    return checkpointEntities(this.families.values(), this.persistence, name === undefined ? undefined : this.resolve(name)!, (f, key, entity) => this.node(f, key, entity));
+    return checkpointEntities(this.families.values(), this.persistence, name, (entity) => this.resolve(entity)!, (f, key, entity) => this.node(f, key, entity), (fn) => this.loop.exclusive(fn));
   }
 
   /** Rebuilds a crashed entity from disk (its supervisor decided so). Throws StartError or RecoveryError, leaving it out of memory. */
