@@ -7,10 +7,12 @@
  *   overload <db> <seconds> <perTick>              open-loop burst far above queue capacity
  *   serve-ipc <db>                                 chaos server: writes arrive over IPC
  *   kv-open <db> <partitions>                      openKV until its first reply and until fully loaded, then one write and close
+ *   kv-stall <db> <partitions> <seconds>           256 writers on random keys with policy snapshots every 1,000 writes: longest event-loop stall
  * Prints one JSON line on stdout (except serve-ipc, which talks over IPC).
  */
 import { QueueFullError } from '../src/errors.js';
 import { startKv, storeInput, MACHINE } from './lib/kv.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { openKV } from '../src/kv/open-kv.js';
 
 const [mode, db, ...rest] = process.argv.slice(2);
@@ -143,6 +145,28 @@ async function main(): Promise<void> {
       const c0 = performance.now();
       await kv.close();
       out({ openMs, firstReplyMs, fullMs, keys, closeAfterOneWriteMs: performance.now() - c0 });
+      process.exit(0);
+    }
+    case 'kv-stall': {
+      // The longest pause of the Node.js event loop while 256 writers go on and policy snapshots
+      // are taken (every 1,000 writes of a machine: the single machine snapshots all its keys,
+      // a partition only its own). Exits without closing (the close would snapshot everything).
+      const [partitions, seconds] = rest.map(Number) as [number, number];
+      const kv = await openKV(db, { partitions, durability: 'full', snapshot: { every: 1000 } });
+      await kv.whenWarm();
+      const n = await kv.size();
+      const h = monitorEventLoopDelay({ resolution: 1 });
+      h.enable();
+      let writes = 0;
+      const end = performance.now() + seconds * 1000;
+      await Promise.all(Array.from({ length: 256 }, async () => {
+        while (performance.now() < end) {
+          await kv.set(`k${Math.floor(Math.random() * n)}`, { n: writes });
+          writes++;
+        }
+      }));
+      h.disable();
+      out({ writesPerSec: writes / seconds, maxStallMs: h.max / 1e6, p99StallMs: h.percentile(99) / 1e6 });
       process.exit(0);
     }
     default:
