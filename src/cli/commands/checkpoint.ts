@@ -52,10 +52,14 @@ export async function run(argv: string[]): Promise<number> {
     try {
       const written = await app.checkpoint(only);
       const byName = new Map(written.map((s) => [s.machine, s]));
+      let unchangedEntities = 0;
       for (const name of only !== undefined ? [only] : names) {
         const s = byName.get(name);
-        console.log(s ? `${name}: snapshot at seq ${s.seq} (${bytes(s.size)})` : `${name}: unchanged since its last snapshot`);
+        // Entities unchanged are counted, not listed: a family may hold millions.
+        if (!s && only === undefined && name.includes('/')) unchangedEntities++;
+        else console.log(s ? `${name}: snapshot at seq ${s.seq} (${bytes(s.size)})` : `${name}: unchanged since its last snapshot`);
       }
+      if (unchangedEntities > 0) console.log(`${unchangedEntities} entit${unchangedEntities === 1 ? 'y' : 'ies'} unchanged since ${unchangedEntities === 1 ? 'its' : 'their'} last snapshot`);
     } finally {
       await app.stop();
     }
