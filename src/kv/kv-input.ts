@@ -1,5 +1,6 @@
 import { MAX_EXPIRY_MS } from '../encoding/expiring-map.js';
 import { MAX_PAGE_LIMIT } from './kv-page.js';
+import { isWellFormed } from '../engine/identifier.js';
 import { EXPIRE_CONDITIONS, checkTtlMs, type ExpireCondition } from './kv-expiry.js';
 import { BYTE_OPS, BYTE_OPS_READ_ONLY, MAX_KEYS_PER_OP, expiryFields, validateByteOp } from './kv-ops.js';
 import type { KvGuard, KvInput } from './kv-machine.js';
@@ -18,10 +19,7 @@ export const MAX_KEY_LENGTH = 4096;
  */
 export const LONE_SURROGATE = 'key contains a lone surrogate (not valid Unicode): it cannot be stored exactly, and would alias other keys';
 
-/** Whether a string is valid Unicode (no lone surrogates), i.e. survives UTF-8 unchanged. */
-export function isWellFormed(s: string): boolean {
-  return (s as string & { isWellFormed(): boolean }).isWellFormed();
-}
+export { isWellFormed } from '../engine/identifier.js';
 
 const READ_ONLY = new Set(['lookup', 'has', 'size', 'entries', 'scan', 'ttl', 'digest', ...BYTE_OPS_READ_ONLY]);
 /** Ops a batch may not hold: range reads (paged, unbounded), batches, and the timer's removal. */
