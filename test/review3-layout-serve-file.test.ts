@@ -28,7 +28,7 @@ for (const partitions of [1, 4]) {
       }
     };
     const before = names();
-    const opened = await openKV(db, { partitions, durability: 'normal' }).catch((err: unknown) => err);
+    const opened = await openKV(db, { partitions, durability: 'normal' }).catch((err: Error) => err);
     if (!(opened instanceof Error)) {
       t.log(`opened: size ${await opened.size()}, get('a') = ${String(await opened.get('a'))}`);
       await opened.close();

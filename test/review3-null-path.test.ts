@@ -24,7 +24,7 @@ test('openKV(null, { partitions: 4 }) neither opens storage/ssm.db unchecked nor
   const eight = await openKV<number>('storage/ssm.db', { partitions: 8, durability: 'normal' });
   await eight.set('a', 1);
   await eight.close();
-  const opened = await openKV<number>(null as unknown as string, { partitions: 4, durability: 'normal' }).catch((err: unknown) => err);
+  const opened = await openKV<number>(null as unknown as string, { partitions: 4, durability: 'normal' }).catch((err: Error) => err);
   if (opened instanceof Error) {
     t.log(`refused: ${opened.name}: ${opened.message}`);
     t.pass();
