@@ -60,6 +60,9 @@ function resolveLayout(options: KVOptions): Layout {
  * ```
  */
 export async function openKV<V = unknown>(path: string = DEFAULT_KV_PATH, options: KVOptions = {}): Promise<KV<V>> {
+  // Only undefined takes the default: anything else that is not a path (null) would pass the
+  // layout check as "no file" and open the application's default database, unchecked.
+  if (typeof path !== 'string' || path === '') throw new ConfigError(`openKV: path must be a non-empty string (omit it for ${DEFAULT_KV_PATH}), got ${path === null ? 'null' : typeof path === 'string' ? 'an empty string' : typeof path}`);
   const { partitions: _p, warm: _w, partitionIdleMs: _i, ...appOptions } = options;
   const layout = resolveLayout(options);
   checkLayout(path, layout.partitions);
