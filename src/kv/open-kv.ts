@@ -25,11 +25,14 @@ interface Layout {
   readonly idleMs: number;
 }
 
+/** An option's value for a message: a string quoted, so that '4' does not read as 4. */
+const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+
 function resolveLayout(options: KVOptions): Layout {
   const { partitions = 1, warm = true, partitionIdleMs = Number.POSITIVE_INFINITY } = options;
-  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw new ConfigError(`openKV: partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${String(partitions)}`);
-  if (typeof warm !== 'boolean') throw new ConfigError(`openKV: warm must be a boolean, got ${String(warm)}`);
-  if (partitionIdleMs !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(partitionIdleMs) && partitionIdleMs >= 1)) throw new ConfigError(`openKV: partitionIdleMs must be a positive integer or Infinity, got ${String(partitionIdleMs)}`);
+  if (!Number.isSafeInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw new ConfigError(`openKV: partitions must be an integer from 1 to ${MAX_PARTITIONS}, got ${shown(partitions)}`);
+  if (typeof warm !== 'boolean') throw new ConfigError(`openKV: warm must be a boolean, got ${shown(warm)}`);
+  if (partitionIdleMs !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(partitionIdleMs) && partitionIdleMs >= 1)) throw new ConfigError(`openKV: partitionIdleMs must be a positive integer or Infinity, got ${shown(partitionIdleMs)}`);
   // The family's sweep compares against now - idleMs: "never" is a time no process lives to see.
   return { partitions, warm, idleMs: partitionIdleMs === Number.POSITIVE_INFINITY ? Number.MAX_SAFE_INTEGER : partitionIdleMs };
 }
@@ -60,6 +63,10 @@ function resolveLayout(options: KVOptions): Layout {
  * ```
  */
 export async function openKV<V = unknown>(path: string = DEFAULT_KV_PATH, options: KVOptions = {}): Promise<KV<V>> {
+  // Only undefined takes the default: anything else that is not a path (null) would pass the
+  // layout check as "no file" and open the application's default database, unchecked.
+  if (typeof path !== 'string' || path === '') throw new ConfigError(`openKV: path must be a non-empty string (omit it for ${DEFAULT_KV_PATH}), got ${path === null ? 'null' : typeof path === 'string' ? 'an empty string' : typeof path}`);
+  if (options === null || typeof options !== 'object') throw new ConfigError(`openKV: options must be an object, got ${options === null ? 'null' : typeof options}`);
   const { partitions: _p, warm: _w, partitionIdleMs: _i, ...appOptions } = options;
   const layout = resolveLayout(options);
   checkLayout(path, layout.partitions);
