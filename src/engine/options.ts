@@ -4,6 +4,9 @@ import { stderrLogger, silentLogger, type Logger } from './logger.js';
 import { resolveSnapshotPolicy, type ResolvedSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
 
 /** Options of {@link startApplication}. Every invalid value is refused with a ConfigError. */
+/** {@link ApplicationOptions.queueCapacity}'s default. */
+export const DEFAULT_QUEUE_CAPACITY = 1024;
+
 export interface ApplicationOptions {
   /**
    * SQLite database file (its folder is created); `':memory:'` for tests.
@@ -168,7 +171,7 @@ export function resolveApplicationOptions(options: ApplicationOptions = {}): Res
     db,
     durability,
     create,
-    queueCapacity: positiveInteger('queueCapacity', options.queueCapacity ?? 1024),
+    queueCapacity: positiveInteger('queueCapacity', options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY),
     maxBatch: positiveInteger('maxBatch', options.maxBatch ?? 512),
     callTimeoutMs,
     maxPayloadBytes: positiveInteger('maxPayloadBytes', options.maxPayloadBytes ?? 1024 * 1024),

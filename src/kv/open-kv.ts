@@ -1,5 +1,7 @@
 import { dirname, join } from 'node:path';
 import { startApplication } from '../engine/application.js';
+import { DEFAULT_QUEUE_CAPACITY } from '../engine/options.js';
+import { fanOutWidth } from './fan-out.js';
 import { ConfigError } from '../errors.js';
 import { entities } from '../model/entities.js';
 import { supervisor, worker } from '../model/tree.js';
@@ -85,5 +87,5 @@ export async function openKV<V = unknown>(path: string = DEFAULT_KV_PATH, option
     ],
     { name: 'kv_root' },
   );
-  return new PartitionedKV<V>(await startApplication(tree, app), P, layout.warm);
+  return new PartitionedKV<V>(await startApplication(tree, app), P, layout.warm, fanOutWidth(options.queueCapacity ?? DEFAULT_QUEUE_CAPACITY));
 }

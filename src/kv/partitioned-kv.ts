@@ -25,6 +25,8 @@ export class PartitionedKV<V> extends KvClient<V> {
     private readonly app: App,
     readonly partitions: number,
     warm: boolean,
+    /** Most requests a fan-out (size, range reads) keeps in flight: see fanOutWidth. */
+    private readonly width: number,
   ) {
     super();
     this.machines = Array.from({ length: partitions }, (_, i) => partitionMachine(i));
@@ -51,7 +53,7 @@ export class PartitionedKV<V> extends KvClient<V> {
   }
 
   async size(): Promise<number> {
-    const sizes = await fanOut(this.machines.map((_, i) => i), (i) => this.sendPartition(i, { op: 'size' }));
+    const sizes = await fanOut(this.machines.map((_, i) => i), (i) => this.sendPartition(i, { op: 'size' }), this.width);
     return (sizes as number[]).reduce((a, b) => a + b, 0);
   }
 
@@ -76,7 +78,7 @@ export class PartitionedKV<V> extends KvClient<V> {
   }
 
   private scan(options: EntriesOptions): MergedScan<V> {
-    return new MergedScan<V>((i, range, limit) => this.sendPartition(i, { op: 'scan', ...range, limit } as KvInput) as Promise<KvPage<V>>, this.partitions, rangeOf(options));
+    return new MergedScan<V>((i, range, limit) => this.sendPartition(i, { op: 'scan', ...range, limit } as KvInput) as Promise<KvPage<V>>, this.partitions, rangeOf(options), this.width);
   }
 
   async entries(options: EntriesOptions = {}): Promise<[string, V][]> {
