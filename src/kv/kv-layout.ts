@@ -36,7 +36,7 @@ export function layoutMachine(partitions: number) {
 }
 
 /** What a file holds: nothing of a KV store, the single machine's data, or a partitioned layout. */
-type FoundLayout = { kind: 'none' } | { kind: 'single' } | { kind: 'partitioned'; markers: string[]; registered: number };
+type FoundLayout = { kind: 'none' } | { kind: 'single' } | { kind: 'partitioned'; markers: string[]; registered: number } | { kind: 'foreign'; machines: string[] };
 
 function hasColumn(db: Database, table: string, column: string): boolean {
   return (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[]).includes(column);
@@ -44,6 +44,17 @@ function hasColumn(db: Database, table: string, column: string): boolean {
 
 function readLayout(db: Database): FoundLayout {
   if (!hasColumn(db, 'machines', 'name')) return { kind: 'none' };
+  // Machines of another application (ssm serve's kv1.., an app of its own) that hold data: the
+  // file is not a KV store's, and opening it as one would show it empty and add machines to it.
+  const foreign = db
+    .prepare(
+      `SELECT name FROM machines m WHERE m.name <> @kv AND substr(m.name, 1, length(@family) + 1) <> @family || '/' AND substr(m.name, 1, length(@marker)) <> @marker
+         AND (EXISTS (SELECT 1 FROM request_log l WHERE l.machine = m.name) OR EXISTS (SELECT 1 FROM snapshots s WHERE s.machine = m.name))
+       ORDER BY name LIMIT 6`,
+    )
+    .pluck()
+    .all({ kv: KV_MACHINE, family: PARTITION_FAMILY, marker: MARKER_PREFIX }) as string[];
+  if (foreign.length > 0) return { kind: 'foreign', machines: foreign };
   const markers = db.prepare(`SELECT name FROM machines WHERE substr(name, 1, ?) = ? ORDER BY name`).pluck().all(MARKER_PREFIX.length, MARKER_PREFIX) as string[];
   // Partitions registered (written to) before: a file from before version 9 has none.
   const registered = hasColumn(db, 'machines', 'family') ? (db.prepare(`SELECT count(*) FROM machines WHERE family = ?`).pluck().get(PARTITION_FAMILY) as number) : 0;
@@ -68,7 +79,9 @@ function layoutAt(path: string): FoundLayout {
 }
 
 const describeFound = (found: FoundLayout): string =>
-  found.kind === 'single' ? 'one machine (opened without partitions)' : found.kind === 'partitioned' ? (found.markers.length > 0 ? found.markers.map((m) => `partitions: ${m.slice(MARKER_PREFIX.length).replace(':', ', hash ')}`).join(' and ') : `${found.registered} partitions without a layout marker`) : 'nothing';
+  found.kind === 'foreign'
+    ? `another application's machines (${found.machines.slice(0, 5).join(', ')}${found.machines.length > 5 ? ', ...' : ''}), not a KV store of openKV`
+    : found.kind === 'single' ? 'one machine (opened without partitions)' : found.kind === 'partitioned' ? (found.markers.length > 0 ? found.markers.map((m) => `partitions: ${m.slice(MARKER_PREFIX.length).replace(':', ', hash ')}`).join(' and ') : `${found.registered} partitions without a layout marker`) : 'nothing';
 
 /**
  * Refuses (ConfigError) to open the file at `path` as a store of `partitions` partitions (1: the
@@ -78,6 +91,9 @@ const describeFound = (found: FoundLayout): string =>
 export function checkLayout(path: string, partitions: number): void {
   const found = layoutAt(path);
   if (found.kind === 'none') return;
+  if (found.kind === 'foreign') {
+    throw new ConfigError(`${path} holds ${describeFound(found)}: openKV would show it as an empty store. Open it with the application that wrote it (ssm serve, startApplication), or give openKV a file of its own (nothing was changed on disk).`);
+  }
   const wanted = partitions === 1 ? 'one machine (no partitions option)' : `partitions: ${partitions}, hash ${PARTITION_HASH}`;
   const fits = partitions === 1 ? found.kind === 'single' : found.kind === 'partitioned' && found.markers.length === 1 && found.markers[0] === layoutMarker(partitions);
   if (fits) return;
