@@ -70,7 +70,9 @@ function layoutAt(path: string): FoundLayout {
   // Opened for writing though it only reads: a read-only connection leaves an empty WAL file
   // behind (it cannot remove it), while the last writable connection to close removes it, so
   // a refused open leaves the folder exactly as it found it. No statement here writes.
-  const db = openDatabaseFile(path, 'write', false);
+  // With a WAL present (a killed process, a copy of a live store), the last writable connection
+  // to close would checkpoint it into the file and delete it: read through a read-only one then.
+  const db = openDatabaseFile(path, existsSync(`${path}-wal`) ? 'read' : 'write', false);
   try {
     return readLayout(db);
   } finally {
