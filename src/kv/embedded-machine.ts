@@ -7,8 +7,8 @@ import { kvMachine, kvStepWithExpiry, type KvInput, type KvState } from './kv-ma
  * a stored `null` stays distinct. Inputs, state and log format are the same, so `ssm inspect`
  * reads both alike. The machine of {@link openKV}'s store and of each of its partitions.
  */
-export function embeddedKvMachine() {
-  const base = kvMachine();
+export function embeddedKvMachine(options: { shards?: number } = {}) {
+  const base = kvMachine(options);
   return defineMachine<KvState, KvInput, unknown>({
     ...base,
     step: (input, state) => (input.op === 'lookup' ? [state, isLive(state, input.key, input.now) ? state.get(input.key) : undefined] : kvStepWithExpiry(input, state)),

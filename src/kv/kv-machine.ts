@@ -199,6 +199,13 @@ export interface KvMachineOptions {
    * @default false
    */
   deliberateCrash?: boolean;
+  /**
+   * Shards of a new store's map (a power of two; see ShardedMap): a map written keeps the count
+   * it was created with. A partition of openKV's partitioned store holds 1/P of the keys, so it
+   * is given 256/P shards (at least 1), and 4,096 empty partitions do not cost a million Maps.
+   * @default 256
+   */
+  shards?: number;
 }
 
 /** The lookup that throws when {@link KvMachineOptions.deliberateCrash} is on. */
@@ -241,7 +248,7 @@ export function kvMachine(options: KvMachineOptions = {}): Machine<KvState, KvIn
       }
     : kvStepWithExpiry;
   return defineMachine<KvState, KvInput, KvOutput>({
-    init: () => new ExpiringMap(),
+    init: () => new ExpiringMap(null, options.shards),
     step,
     validate: validateKvInput,
     stamp: (input) => stampKvInput(input),

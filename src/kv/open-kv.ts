@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { startApplication } from '../engine/application.js';
 import { DEFAULT_QUEUE_CAPACITY } from '../engine/options.js';
+import { ShardedMap } from '../encoding/sharded-map.js';
 import { fanOutWidth } from './fan-out.js';
 import { ConfigError } from '../errors.js';
 import { entities } from '../model/entities.js';
@@ -83,7 +84,8 @@ export async function openKV<V = unknown>(path: string = DEFAULT_KV_PATH, option
     [
       // Listed first: its row in `machines` records the layout from the first start on.
       worker(layoutMarker(P), layoutMachine(P)),
-      entities(PARTITION_FAMILY, embeddedKvMachine(), { maxActive: P, idleMs: layout.idleMs }),
+      // Each holds 1/P of the keys: 256/P shards keep the single store's shard size (ShardedMap).
+      entities(PARTITION_FAMILY, embeddedKvMachine({ shards: Math.max(1, ShardedMap.DEFAULT_SHARDS / 2 ** Math.ceil(Math.log2(P))) }), { maxActive: P, idleMs: layout.idleMs }),
     ],
     { name: 'kv_root' },
   );
