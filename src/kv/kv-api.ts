@@ -172,8 +172,10 @@ export interface KV<V = unknown> {
    */
   partitionOf(key: string): number;
   /**
-   * Resolves once background warming (`warm: true`, the default) has loaded every partition,
-   * or stopped because the store closed. At once for a store without partitions (everything is
+   * Resolves once background warming (`warm: true`, the default) has been through every
+   * partition (a partition that could not be loaded is skipped: its own requests get the
+   * RecoveryError or StartError, and it is tried again on its next one), or stopped because the
+   * store closed. At once for a store without partitions (everything is
    * loaded before {@link openKV} resolves) and with `warm: false`. Requests need not wait for it.
    */
   whenWarm(): Promise<void>;
