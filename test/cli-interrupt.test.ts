@@ -1,6 +1,7 @@
 import test from 'ava';
 import BetterSqlite3 from 'better-sqlite3';
 import { spawn } from 'node:child_process';
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeBigKvDb } from './helpers/big-state.js';
@@ -43,13 +44,32 @@ for (const cmd of ['checkpoint', 'compact']) {
 
 test.serial('Ctrl-C during verify (read-only): nothing was changed, exit 130', async (t) => {
   const db = join(tempDir(), 'bigger.db');
-  // verify takes no lock to watch for: a state big enough that it is still checking after 2.5 s.
+  // verify takes no lock to watch for: it is interrupted once it has the database open (its
+  // file among the child's descriptors), with a state big enough (replaying 1.5M keys takes
+  // seconds) that it is still checking then. A fixed delay was not enough: on a quiet machine
+  // verify had finished within it.
   writeBigKvDb(db, 1_500_000);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'verify', '--db', db], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  await sleep(2500);
+  let ended = false;
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => ((ended = true), resolve(code))));
+  const real = realpathSync(db);
+  const hasOpen = (): boolean => {
+    try {
+      return readdirSync(`/proc/${child.pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`) === real;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 3000 && !ended && !hasOpen(); i++) await sleep(10);
+  t.false(ended, `verify ended before it was interrupted: ${stderr}`);
   child.kill('SIGINT');
   const code = await exited;
   if (code === null) t.log('SIGINT arrived before the handler was installed (slow start-up): default death');
