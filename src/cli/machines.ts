@@ -107,10 +107,9 @@ function couldBeKvState(bytes: Uint8Array): boolean {
 function notKvReason(store: StoreReader, name: string): string | null {
   // The newest snapshot that is intact: a corrupt one says nothing about whose state it holds
   // (and is verify's to report), so it must not make a KV database look foreign.
-  for (const meta of store.snapshots(name)) {
+  for (const { meta, state: bytes } of store.newestSnapshots(name)) {
     if (meta.rejected !== null) continue;
-    const bytes = store.snapshotState(meta.id);
-    if (!bytes || bytes.byteLength === 0 || sha256(bytes) !== meta.checksum) continue;
+    if (bytes.byteLength === 0 || sha256(bytes) !== meta.checksum) continue;
     if (!couldBeKvState(bytes)) return `${name}: not a KV store state`;
     break;
   }
@@ -149,7 +148,8 @@ export function refuseForeignDatabase(store: StoreReader, modulePath: string | u
 /** Throws UnknownMachineError (listing the known ones) unless `name` is in the database. */
 export function requireMachine(store: StoreReader, name: string): void {
   // Indexed: a database of millions of entities answers without listing them.
-  if (store.lastSeq(name) > 0 || store.durableSeq(name) !== null) return;
+  const marks = store.seqMarks(name);
+  if (marks.last > 0 || marks.durable !== null) return;
   const names = store.knownMachineNames();
   if (!names.includes(name)) {
     const err = new UnknownMachineError(name);

@@ -3,10 +3,10 @@ import { DEFAULT_DB_PATH, resolveStoreOptions, type Durability, type StoreFaults
 import { stderrLogger, silentLogger, type Logger } from './logger.js';
 import { resolveSnapshotPolicy, type ResolvedSnapshotPolicy, type SnapshotPolicy } from './snapshot-policy.js';
 
-/** Options of {@link startApplication}. Every invalid value is refused with a ConfigError. */
 /** {@link ApplicationOptions.queueCapacity}'s default. */
 export const DEFAULT_QUEUE_CAPACITY = 1024;
 
+/** Options of {@link startApplication}. Every invalid value is refused with a ConfigError. */
 export interface ApplicationOptions {
   /**
    * SQLite database file (its folder is created); `':memory:'` for tests.

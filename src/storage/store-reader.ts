@@ -9,14 +9,15 @@ import { DEFAULT_DB_PATH } from './store-options.js';
 type LogTuple = [firstSeq: number, lastSeq: number, count: number, loggedAt: string, requests: Uint8Array, checksum: string | null];
 
 const LOG_COLUMNS = 'first_seq, last_seq, count, logged_at, requests, checksum';
+const SNAPSHOT_META = 'id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected';
 
 function prepareQueries(db: Database) {
   const p = (sql: string): Statement => db.prepare(sql);
   return {
-    snapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
+    snapshots: p(`SELECT ${SNAPSHOT_META} FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
     snapshotState: p(`SELECT state FROM snapshots WHERE id = ?`).pluck(),
     // Recovery's reads, few and in one statement each: a wake of a sleeping entity is mostly these.
-    newestSnapshots: p(`SELECT id, machine, seq, state_version AS stateVersion, taken_at AS takenAt, reason, size, checksum, rejected, state FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
+    newestSnapshots: p(`SELECT ${SNAPSHOT_META}, state FROM snapshots WHERE machine = ? ORDER BY seq DESC, id DESC`),
     seqMarks: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0)) AS last, (SELECT durable_seq FROM machines WHERE name = @machine) AS durable`),
     begin: p('BEGIN'),
     rollback: p('ROLLBACK'),
@@ -31,9 +32,7 @@ function prepareQueries(db: Database) {
     firstLoggedSeq: p(`SELECT min(first_seq) FROM request_log WHERE machine = ?`).pluck(),
     logBytesOf: p(`SELECT coalesce(sum(size), 0) FROM request_log WHERE machine = ?`).pluck(),
     logBytes: p(`SELECT coalesce(sum(size), 0) FROM request_log`).pluck(),
-    lastSeq: p(`SELECT max(coalesce((SELECT max(last_seq) FROM request_log WHERE machine = @machine), 0), coalesce((SELECT max(seq) FROM snapshots WHERE machine = @machine), 0))`).pluck(),
     machines: p(`SELECT name, status, state_version AS stateVersion, restarts, last_error AS lastError, durable_seq AS durableSeq FROM machines ORDER BY name`),
-    durableSeq: p(`SELECT durable_seq FROM machines WHERE name = ?`).pluck(),
     knownMachineNames: p(`SELECT name FROM machines UNION SELECT machine FROM snapshots UNION SELECT machine FROM request_log ORDER BY 1`).pluck(),
     failed: p(`SELECT id, machine, after_seq AS afterSeq, failed_at AS failedAt, error_name AS errorName, error_message AS errorMessage, stack, input FROM failed_requests WHERE (@machine IS NULL OR machine = @machine) ORDER BY id DESC LIMIT @limit`),
   };
@@ -112,7 +111,8 @@ export class StoreReader {
 
   /** {@link lastSeq} and {@link durableSeq} in one read. */
   seqMarks(machine: string): { last: number; durable: number | null } {
-    return this.queries.seqMarks.get({ machine }) as { last: number; durable: number | null };
+    const { last, durable } = this.queries.seqMarks.get({ machine }) as { last: number; durable: number | null | undefined };
+    return { last, durable: durable ?? null };
   }
 
   // The reads that iterate are generators, so a query runs only once the caller pulls: an open
@@ -160,12 +160,12 @@ export class StoreReader {
 
   /** The last durable sequence number of a machine (0 if none). */
   lastSeq(machine: string): number {
-    return this.queries.lastSeq.get({ machine }) as number;
+    return this.seqMarks(machine).last;
   }
 
   /** The high-water mark recorded for a machine at its last snapshot or clean close; null if none. */
   durableSeq(machine: string): number | null {
-    return (this.queries.durableSeq.get(machine) as number | null | undefined) ?? null;
+    return this.seqMarks(machine).durable;
   }
 
   /** The rows of the machines table, by name. */

@@ -118,8 +118,7 @@ function log(store: StoreReader, name: string, bar: Progress): Check {
   const need = (oldestSnapshot ?? 0) + 1;
   if (first !== null && first > need) problems.push(`log starts at seq ${first} but recovery may need seq ${need}`);
   // The mark recorded at snapshots and clean closes: below it, committed writes went missing (a lost -wal).
-  const mark = store.durableSeq(name);
-  const last = store.lastSeq(name);
+  const { durable: mark, last } = store.seqMarks(name);
   if (mark !== null && last < mark) problems.push(`seq ${mark} was recorded durable but the database goes only to seq ${last} (a deleted -wal?)`);
   return {
     check: 'log',
