@@ -129,7 +129,8 @@ function describeValue(v: unknown): string {
  * an expiry, `xx` only one with, `gt`/`lt` only a later/earlier time than the key's, a key
  * without expiry counting as expiring never (so `gt` never holds for it and `lt` always does).
  */
-export type ExpireCondition = 'nx' | 'xx' | 'gt' | 'lt' | 'xx-gt' | 'xx-lt';
+export const EXPIRE_CONDITIONS = ['nx', 'xx', 'gt', 'lt', 'xx-gt', 'xx-lt'] as const;
+export type ExpireCondition = (typeof EXPIRE_CONDITIONS)[number];
 
 /** Whether EXPIRE with condition `when` sets `next` on a key whose expiry is `current`. */
 export function expireConditionHolds(when: ExpireCondition, current: number | undefined, next: number): boolean {
@@ -142,10 +143,8 @@ export function expireConditionHolds(when: ExpireCondition, current: number | un
     case 'xx-gt':
       return current !== undefined && next > current;
     case 'lt':
-      return current === undefined ? when === 'lt' : next < current;
+      return current === undefined || next < current;
     case 'xx-lt':
       return current !== undefined && next < current;
   }
 }
-
-export const EXPIRE_CONDITIONS: readonly ExpireCondition[] = ['nx', 'xx', 'gt', 'lt', 'xx-gt', 'xx-lt'];

@@ -93,7 +93,7 @@ function validateOne(input: unknown, inBatch: boolean): KvInput {
       if (fields.keepTtl || (fields.ttlMs === undefined && fields.expiresAt === undefined)) throw new TypeError('op expire needs "ttlMs" or "expiresAt" (op persist removes an expiry)');
       const when = o['when'];
       if (when === undefined || when === null) return { op: 'expire', key: key as string, ...fields };
-      if (!EXPIRE_CONDITIONS.includes(when as ExpireCondition)) throw new TypeError(`op expire: "when" must be one of ${EXPIRE_CONDITIONS.map((c) => `"${c}"`).join(', ')}`);
+      if (!(EXPIRE_CONDITIONS as readonly unknown[]).includes(when)) throw new TypeError(`op expire: "when" must be one of ${EXPIRE_CONDITIONS.map((c) => `"${c}"`).join(', ')}`);
       return { op: 'expire', key: key as string, ...fields, when: when as ExpireCondition };
     }
     case 'compareAndSet':

@@ -114,9 +114,9 @@ function stepOne(input: KvInput, state: KvTable, now: number | undefined): KvOut
     case 'has':
       return isLive(state, input.key, now);
     case 'size': {
-      const live = state.size - (state.expiredCount?.(now) ?? 0);
+      const expired = state.expiredCount?.(now) ?? 0;
       // With `expiring`: also how many live keys have an expiry (Redis's INFO keyspace `expires`).
-      return input.expiring ? { keys: live, expiring: Math.max(0, (state.expiringCount ?? 0) - (state.expiredCount?.(now) ?? 0)) } : live;
+      return input.expiring ? { keys: state.size - expired, expiring: Math.max(0, (state.expiringCount ?? 0) - expired) } : state.size - expired;
     }
     case 'entries': {
       // A page (see readPage): cost and size follow what it returns, not the size of the store.

@@ -91,7 +91,7 @@ export class PartitionedKV<V> extends KvClient<V> {
     return this.scan(options).take(options.limit ?? DEFAULT_PAGE_LIMIT, MAX_PAGE_BYTES);
   }
 
-  /** Resolves once background warming has loaded every partition (at once without `warm`, or once closing stopped it). */
+  /** See KV.whenWarm: once warming has been through every partition (at once without `warm`, or once closing stopped it). */
   whenWarm(): Promise<void> {
     return this.warmer.done;
   }
