@@ -42,6 +42,9 @@ function hasColumn(db: Database, table: string, column: string): boolean {
   return (db.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(table) as string[]).includes(column);
 }
 
+/** SQL: whether the machine named by `name` (an SQL expression) has logged or snapshotted anything. */
+const holdsData = (name: string): string => `(EXISTS (SELECT 1 FROM request_log l WHERE l.machine = ${name}) OR EXISTS (SELECT 1 FROM snapshots s WHERE s.machine = ${name}))`;
+
 function readLayout(db: Database): FoundLayout {
   if (!hasColumn(db, 'machines', 'name')) return { kind: 'none' };
   // Machines of another application (ssm serve's kv1.., an app of its own) that hold data: the
@@ -49,8 +52,7 @@ function readLayout(db: Database): FoundLayout {
   const foreign = db
     .prepare(
       `SELECT name FROM machines m WHERE m.name <> @kv AND substr(m.name, 1, length(@family) + 1) <> @family || '/' AND substr(m.name, 1, length(@marker)) <> @marker
-         AND (EXISTS (SELECT 1 FROM request_log l WHERE l.machine = m.name) OR EXISTS (SELECT 1 FROM snapshots s WHERE s.machine = m.name))
-       ORDER BY name LIMIT 6`,
+         AND ${holdsData('m.name')} ORDER BY name LIMIT 6`,
     )
     .pluck()
     .all({ kv: KV_MACHINE, family: PARTITION_FAMILY, marker: MARKER_PREFIX }) as string[];
@@ -60,18 +62,17 @@ function readLayout(db: Database): FoundLayout {
   const registered = hasColumn(db, 'machines', 'family') ? (db.prepare(`SELECT count(*) FROM machines WHERE family = ?`).pluck().get(PARTITION_FAMILY) as number) : 0;
   if (markers.length > 0 || registered > 0) return { kind: 'partitioned', markers, registered };
   // The single machine counts once it has logged or snapshotted anything: data that partitions would not see.
-  const single = db.prepare(`SELECT EXISTS (SELECT 1 FROM request_log WHERE machine = @m) OR EXISTS (SELECT 1 FROM snapshots WHERE machine = @m)`).pluck().get({ m: KV_MACHINE }) as number;
+  const single = db.prepare(`SELECT ${holdsData('@m')}`).pluck().get({ m: KV_MACHINE }) as number;
   return single ? { kind: 'single' } : { kind: 'none' };
 }
 
 /** The layout of the file at `path` (reads only; `none` for a missing file or one that is not a database of this library yet). */
 function layoutAt(path: string): FoundLayout {
   if (path === ':memory:' || !existsSync(path)) return { kind: 'none' };
-  // Opened for writing though it only reads: a read-only connection leaves an empty WAL file
-  // behind (it cannot remove it), while the last writable connection to close removes it, so
-  // a refused open leaves the folder exactly as it found it. No statement here writes.
-  // With a WAL present (a killed process, a copy of a live store), the last writable connection
-  // to close would checkpoint it into the file and delete it: read through a read-only one then.
+  // Both ways leave the files as they were (no statement here writes): without a WAL, a writable
+  // connection, since a read-only one would leave an empty WAL behind; with one (a killed process,
+  // a copy of a live store), a read-only one, since the last writable connection to close would
+  // checkpoint that WAL into the file and delete it.
   const db = openDatabaseFile(path, existsSync(`${path}-wal`) ? 'read' : 'write', false);
   try {
     return readLayout(db);
@@ -80,10 +81,19 @@ function layoutAt(path: string): FoundLayout {
   }
 }
 
-const describeFound = (found: FoundLayout): string =>
-  found.kind === 'foreign'
-    ? `another application's machines (${found.machines.slice(0, 5).join(', ')}${found.machines.length > 5 ? ', ...' : ''}), not a KV store of openKV`
-    : found.kind === 'single' ? 'one machine (opened without partitions)' : found.kind === 'partitioned' ? (found.markers.length > 0 ? found.markers.map((m) => `partitions: ${m.slice(MARKER_PREFIX.length).replace(':', ', hash ')}`).join(' and ') : `${found.registered} partitions without a layout marker`) : 'nothing';
+function describeFound(found: FoundLayout): string {
+  switch (found.kind) {
+    case 'foreign':
+      return `another application's machines (${found.machines.slice(0, 5).join(', ')}${found.machines.length > 5 ? ', ...' : ''}), not a KV store of openKV`;
+    case 'single':
+      return 'one machine (opened without partitions)';
+    case 'partitioned':
+      if (found.markers.length === 0) return `${found.registered} partitions without a layout marker`;
+      return found.markers.map((m) => `partitions: ${m.slice(MARKER_PREFIX.length).replace(':', ', hash ')}`).join(' and ');
+    case 'none':
+      return 'nothing';
+  }
+}
 
 /**
  * Refuses (ConfigError) to open the file at `path` as a store of `partitions` partitions (1: the
