@@ -63,15 +63,17 @@ export function errorResponse(err: unknown): { status: number; headers: Record<s
       // A machine released (POST .../release) that fails to start again: it is unavailable, the
       // server is fine; the cause says why, as for a crash.
       status = 503;
-      if (err.cause !== undefined) body.error.cause = { name: err.cause instanceof Error ? err.cause.name : typeof err.cause, message: describe(err.cause) };
-    } else if (err instanceof MachineCrashedError) {
-      const cause = err.cause;
-      body.error.cause = { name: cause instanceof Error ? cause.name : typeof cause, message: describe(cause) };
-    } else if (err instanceof EncodeError) status = 500;
+      if (err.cause !== undefined) body.error.cause = causeOf(err.cause);
+    } else if (err instanceof MachineCrashedError) body.error.cause = causeOf(err.cause); else if (err instanceof EncodeError) status = 500;
     return { status, headers, body };
   }
   // Anything else is a bug on our side; its details stay in the server's log.
   return { status: 500, headers: {}, body: { error: { code: 'INTERNAL', name: 'Error', message: 'internal server error' } } };
+}
+
+/** The `cause` of an error body: what a crash or a failed start threw. */
+function causeOf(cause: unknown): { name: string; message: string } {
+  return { name: cause instanceof Error ? cause.name : typeof cause, message: describe(cause) };
 }
 
 const COMMON_HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' } as const;

@@ -111,6 +111,9 @@ const watch: Handler = (s, a) => {
     throw err;
   }
   const w = (s.watch ??= { machine, guards: new Map(), pending: 0, settled: [] });
+  const done = (): void => {
+    if (--w.pending === 0) for (const f of w.settled.splice(0)) f();
+  };
   const reads: Promise<void>[] = [];
   for (let i = 0; i < keys.length; i += MAX_KEYS_PER_OP) {
     const chunk = keys.slice(i, i + MAX_KEYS_PER_OP);
@@ -120,9 +123,6 @@ const watch: Handler = (s, a) => {
         if (!w.guards.has(key)) w.guards.set(key, { key, digest: digests[j] ?? null });
       });
     });
-    const done = (): void => {
-      if (--w.pending === 0) for (const f of w.settled.splice(0)) f();
-    };
     reads.push(read.finally(done));
   }
   return Promise.all(reads).then(
