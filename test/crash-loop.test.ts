@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -79,7 +79,8 @@ test('a machine whose start fails in 3 runs is held back at the 4th: the rest se
   t.deepEqual(sql(db, 'SELECT machine, runs, released_at IS NOT NULL AS released FROM held_machines'), [{ machine: 'bad', runs: 3, released: 1 }]);
 });
 
-test('over HTTP: a held machine answers 503 MACHINE_HELD; POST /v1/machines/NAME/release lets it run', async (t) => {
+/** Machine `bad` held after failing to start in 2 runs (crashLoop runs 2), in an app served over HTTP. */
+async function heldOverHttp(t: ExecutionContext) {
   const db = tempDb(t);
   const broken = { now: true };
   const tree = () => supervisor('one_for_one', [worker('good', fragile({ now: false })), worker('bad', fragile(broken))]);
@@ -89,7 +90,11 @@ test('over HTTP: a held machine answers 503 MACHINE_HELD; POST /v1/machines/NAME
   t.teardown(() => app.stop());
   const endpoint = await serve({ app, port: 0 });
   t.teardown(() => endpoint.close());
-  const url = `http://127.0.0.1:${endpoint.port}`;
+  return { db, broken, app, url: `http://127.0.0.1:${endpoint.port}` };
+}
+
+test('over HTTP: a held machine answers 503 MACHINE_HELD; POST /v1/machines/NAME/release lets it run', async (t) => {
+  const { broken, url } = await heldOverHttp(t);
   const call = (): Promise<Response> => fetch(`${url}/v1/machines/bad/call`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '"add"' });
   const held = await call();
   t.is(held.status, 503);
@@ -135,16 +140,7 @@ test('real processes: a machine that crashes its tree in every run (each process
 });
 
 test('over HTTP: releasing a machine that fails to start again answers 503 START_ERROR (not 500); it is failed, not held, until released once fixed', async (t) => {
-  const db = tempDb(t);
-  const broken = { now: true };
-  const tree = () => supervisor('one_for_one', [worker('good', fragile({ now: false })), worker('bad', fragile(broken))]);
-  const options = { db, logger: false as const, crashLoop: { runs: 2, windowMs: 60_000 } };
-  for (let run = 1; run <= 2; run++) await t.throwsAsync(startApplication(tree(), options), { instanceOf: StartError });
-  const app = await startApplication(tree(), options);
-  t.teardown(() => app.stop());
-  const endpoint = await serve({ app, port: 0 });
-  t.teardown(() => endpoint.close());
-  const url = `http://127.0.0.1:${endpoint.port}`;
+  const { db, broken, app, url } = await heldOverHttp(t);
   const release = (): Promise<Response> => fetch(`${url}/v1/machines/bad/release`, { method: 'POST' });
   const failed = await release();
   t.is(failed.status, 503);
